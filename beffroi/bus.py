@@ -1,0 +1,111 @@
+"""The Bus seam: a partitioned, replayable log with consumer groups (Kafka, or in memory).
+
+Delivery contract, shared by every backend and checked by tests/contract/test_bus_contract.py:
+- `send` is buffered; `flush` returns only once every record sent before it is durably stored,
+  and raises `BusError` if any was not. Callers acknowledge their own input only after `flush`.
+- Records with the same key land on the same partition, in send order.
+- A subscription sees records from its group's committed offsets (or the earliest record when
+  the group has none). `commit` stores the positions reached by `poll`; records polled but not
+  committed are delivered again to the next subscription of the group (at-least-once).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class BusError(RuntimeError):
+    """A bus operation failed; the message names the topic or group concerned."""
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+    partition: int = -1
+    offset: int = -1
+    timestamp_ms: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass
+class Subscription(ABC):
+    """One member of a consumer group."""
+
+    group: str
+    topics: tuple[str, ...] = field(default=())
+
+    @abstractmethod
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        """Up to `max_records` records; an empty list once `timeout` seconds pass with none."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Commit the positions reached by the polls so far."""
+
+    @abstractmethod
+    def positions(self) -> dict[TopicPartition, int]:
+        """Next offset to be polled, for each assigned partition."""
+
+    @abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Make the next poll of `tp` start at `offset` (for replay after a state snapshot)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Bus(ABC):
+    """A message bus. Implementations: `ingest.kafka_bus.KafkaBus`, `beffroi.memory_bus.MemoryBus`."""
+
+    @abstractmethod
+    def ensure_topics(self, partitions: Mapping[str, int]) -> None:
+        """Create missing topics with the given partition counts (existing ones are left alone)."""
+
+    @abstractmethod
+    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> None: ...
+
+    @abstractmethod
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until every record sent so far is confirmed; raise BusError otherwise."""
+
+    @abstractmethod
+    def subscribe(self, group: str, topics: Sequence[str], *, client_id: str | None = None) -> Subscription: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,133 @@
+"""Event schemas that travel on the bus: the Live Objects payload, readings, alerts, dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from beffroi.clock import ensure_aware
+
+AwareDatetime = Annotated[datetime, AfterValidator(lambda v: ensure_aware(v))]
+
+_ID_NAMESPACE = uuid.UUID("6f1d2a4e-8b0c-4c55-9a51-0be0f0b3e001")
+
+
+class LatLon(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class LiveObjectsPayload(BaseModel):
+    """What a device publishes on `dev/{device_id}/data`, in the Orange Live Objects style."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+    stream_id: str = Field(alias="streamId", min_length=1, max_length=256)
+    timestamp: str
+    model: str = Field(min_length=1, max_length=128)
+    value: dict[str, float | int | bool]
+    location: LatLon | None = None
+    tags: list[str] = Field(default_factory=list, max_length=32)
+
+
+class Reading(BaseModel):
+    """A validated sensor reading, keyed on the bus by device id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_id: str
+    device_id: str
+    site_id: str
+    zone_id: str | None = None
+    stream_id: str
+    model: str
+    ts: AwareDatetime
+    received_at: AwareDatetime
+    value: dict[str, float]
+    location: LatLon | None = None
+    tags: tuple[str, ...] = ()
+
+
+def message_id_for(device_id: str, payload: bytes) -> str:
+    """Stable id of one published message: a redelivery or a duplicate publish maps to the same id."""
+    digest = hashlib.sha256(payload).hexdigest()
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{device_id}|{digest}"))
+
+
+def derived_id(*parts: str) -> str:
+    """Deterministic id for anything derived from other ids (alerts, scores)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "|".join(parts)))
+
+
+class AlertCategory(StrEnum):
+    INCIDENT = "incident"
+    FAULT = "fault"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Alert(BaseModel):
+    """An alert raised by a rule or a detector. Its id is derived, so re-processing never doubles it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: str
+    site_id: str
+    zone_id: str | None = None
+    device_id: str | None = None
+    rule: str
+    category: AlertCategory = AlertCategory.INCIDENT
+    severity: Severity
+    status: AlertStatus = AlertStatus.NEW
+    raised_at: AwareDatetime
+    title: str
+    detail: str = ""
+    value: float | None = None
+    source_ids: tuple[str, ...] = ()
+
+
+class DeadLetterReason(StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    UNKNOWN_SENSOR = "unknown_sensor"
+    UNKNOWN_MODEL = "unknown_model"
+    TIMESTAMP_FUTURE = "timestamp_future"
+    TIMESTAMP_PAST = "timestamp_past"
+    OVERSIZED = "oversized"
+    INVALID = "invalid"
+
+
+class DeadLetter(BaseModel):
+    """A rejected message. On the bus its value is the original bytes and these fields are headers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dead_letter_id: str
+    source: str
+    reason: DeadLetterReason
+    detail: str
+    received_at: AwareDatetime
+    payload: bytes
+    stage: Literal["bridge", "worker"] = "bridge"

@@ -1,0 +1,183 @@
+"""One typed settings tree, validated once. File values come from YAML, secrets from the environment.
+
+Environment variables use the prefix BEFFROI_ and `__` between levels, e.g.
+BEFFROI_MQTT__PASSWORD or BEFFROI_POSTGRES__PASSWORD. They override the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from beffroi.yamlconf import ConfigError, ConfigIssue, line_of, load_yaml
+
+Mode = Literal["embedded", "stack"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopicSpec(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=6, ge=1, le=1024)
+
+
+class TopicsSettings(_Section):
+    readings: TopicSpec = TopicSpec(name="beffroi.readings", partitions=12)
+    deadletter: TopicSpec = TopicSpec(name="beffroi.deadletter", partitions=3)
+    alerts: TopicSpec = TopicSpec(name="beffroi.alerts", partitions=6)
+    scores: TopicSpec = TopicSpec(name="beffroi.scores", partitions=6)
+    zone_state: TopicSpec = TopicSpec(name="beffroi.zone_state", partitions=6)
+
+    def all(self) -> dict[str, TopicSpec]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    topics: TopicsSettings = TopicsSettings()
+    linger_ms: int = Field(default=5, ge=0)
+    request_timeout_ms: int = Field(default=30_000, ge=1000)
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical topic ('readings', 'deadletter', ...)."""
+        return self.topic_prefix + self.topics.all()[name].name
+
+    def partitions(self) -> dict[str, int]:
+        return {self.topic_prefix + spec.name: spec.partitions for spec in self.topics.all().values()}
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = "beffroi-bridge"
+    password: SecretStr | None = None
+    client_id: str = "beffroi-bridge"
+    data_topic: str = "dev/+/data"
+    keepalive_s: int = Field(default=30, ge=5)
+    device_secret: SecretStr | None = None
+    namespace: str = Field(default="beffroi", pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class PostgresSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5432, ge=1, le=65535)
+    dbname: str = "beffroi"
+    user: str = "beffroi"
+    password: SecretStr | None = None
+    db_schema: str = Field(default="public", alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def conninfo(self) -> str:
+        parts = [f"host={self.host}", f"port={self.port}", f"dbname={self.dbname}", f"user={self.user}"]
+        if self.password is not None:
+            parts.append(f"password={self.password.get_secret_value()}")
+        return " ".join(parts)
+
+
+class SqliteSettings(_Section):
+    path: Path = Path("var/beffroi.db")
+
+
+class IngestSettings(_Section):
+    max_payload_bytes: int = Field(default=8192, ge=256)
+    max_future_s: float = Field(default=300.0, ge=0)
+    max_past_s: float = Field(default=7 * 86400.0, ge=0)
+    batch_size: int = Field(default=1000, ge=1)
+    batch_linger_ms: int = Field(default=20, ge=0)
+
+
+class ThresholdRule(_Section):
+    """Raise an alert when `field` of readings from devices of `model` crosses `above` (or `below`)."""
+
+    name: str = Field(min_length=1)
+    model: str
+    field: str
+    above: float | None = None
+    below: float | None = None
+    severity: Literal["info", "low", "medium", "high", "critical"] = "high"
+    category: Literal["incident", "fault"] = "incident"
+
+
+def _default_rules() -> list[ThresholdRule]:
+    return [
+        ThresholdRule(name="panic-button", model="beffroi.panic_button.v1", field="pressed", above=0.5,
+                      severity="critical"),
+        ThresholdRule(name="smoke-pm25", model="beffroi.air_quality.v1", field="pm25", above=150.0),
+        ThresholdRule(name="co-level", model="beffroi.air_quality.v1", field="co", above=50.0),
+        ThresholdRule(name="sound-spike", model="beffroi.acoustic.v1", field="dba", above=110.0,
+                      severity="medium"),
+        ThresholdRule(name="fence-vibration", model="beffroi.perimeter.v1", field="vibration", above=2.0),
+        ThresholdRule(name="crowd-density", model="beffroi.camera.v1", field="density", above=5.0,
+                      severity="critical"),
+    ]
+
+
+class WorkerSettings(_Section):
+    group: str = "beffroi-analytics"
+    batch_size: int = Field(default=2000, ge=1)
+    poll_timeout_s: float = Field(default=0.5, gt=0)
+    rules: list[ThresholdRule] = Field(default_factory=_default_rules)
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings`, once, at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BEFFROI_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    mode: Mode = "embedded"
+    venue: Path | None = None
+    kafka: KafkaSettings = KafkaSettings()
+    mqtt: MqttSettings = MqttSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    sqlite: SqliteSettings = SqliteSettings()
+    ingest: IngestSettings = IngestSettings()
+    worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment wins over the file: secrets and per-machine overrides live there
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Validate the settings file (if any) plus the environment; errors name the key and the line."""
+    if path is None:
+        return Settings(**overrides)
+    doc = load_yaml(path)
+    data = dict(doc) if isinstance(doc, dict) else doc
+    if not isinstance(data, dict):
+        raise ConfigError(path, [ConfigIssue("<root>", getattr(doc, "line", 1), "expected a mapping")])
+    try:
+        return Settings(**{**data, **overrides})
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(
+                ".".join(str(p) for p in err["loc"]) or "<root>",
+                line_of(doc, err["loc"]),
+                err["msg"],
+            )
+            for err in exc.errors()
+        ]
+        raise ConfigError(path, issues) from exc
