@@ -83,7 +83,7 @@ class Subscription(ABC):
 
 
 class Bus(ABC):
-    """A message bus. Implementations: `ingest.kafka_bus.KafkaBus`, `beffroi.memory_bus.MemoryBus`."""
+    """A message bus. Implementations: `beffroi.kafka_bus.KafkaBus`, `beffroi.memory_bus.MemoryBus`."""
 
     @abstractmethod
     def ensure_topics(self, partitions: Mapping[str, int]) -> None:
