@@ -1,11 +1,13 @@
 """One typed settings tree, validated once. File values come from YAML, secrets from the environment.
 
 Environment variables use the prefix BEFFROI_ and `__` between levels, e.g.
-BEFFROI_MQTT__PASSWORD or BEFFROI_POSTGRES__PASSWORD. They override the file.
+BEFFROI_MQTT__PASSWORD or BEFFROI_POSTGRES__PASSWORD. Precedence, highest first: values passed
+in code (`load_settings(path, mode="stack")`, command-line flags), the environment, the file.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,15 +109,22 @@ class ThresholdRule(_Section):
 
 def _default_rules() -> list[ThresholdRule]:
     return [
-        ThresholdRule(name="panic-button", model="beffroi.panic_button.v1", field="pressed", above=0.5,
-                      severity="critical"),
+        ThresholdRule(
+            name="panic-button",
+            model="beffroi.panic_button.v1",
+            field="pressed",
+            above=0.5,
+            severity="critical",
+        ),
         ThresholdRule(name="smoke-pm25", model="beffroi.air_quality.v1", field="pm25", above=150.0),
         ThresholdRule(name="co-level", model="beffroi.air_quality.v1", field="co", above=50.0),
-        ThresholdRule(name="sound-spike", model="beffroi.acoustic.v1", field="dba", above=110.0,
-                      severity="medium"),
+        ThresholdRule(
+            name="sound-spike", model="beffroi.acoustic.v1", field="dba", above=110.0, severity="medium"
+        ),
         ThresholdRule(name="fence-vibration", model="beffroi.perimeter.v1", field="vibration", above=2.0),
-        ThresholdRule(name="crowd-density", model="beffroi.camera.v1", field="density", above=5.0,
-                      severity="critical"),
+        ThresholdRule(
+            name="crowd-density", model="beffroi.camera.v1", field="density", above=5.0, severity="critical"
+        ),
     ]
 
 
@@ -134,9 +143,7 @@ class ApiSettings(_Section):
 class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings`, once, at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BEFFROI_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
-    )
+    model_config = SettingsConfigDict(env_prefix="BEFFROI_", env_nested_delimiter="__", extra="forbid")
 
     mode: Mode = "embedded"
     venue: Path | None = None
@@ -157,8 +164,20 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # the environment wins over the file: secrets and per-machine overrides live there
-        return env_settings, init_settings
+        return init_settings, env_settings, _FileSource(settings_cls)
+
+
+_file_data: ContextVar[dict[str, Any]] = ContextVar("beffroi_settings_file", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The settings file, below the environment and explicit values."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _file_data.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_data.get())
 
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
@@ -169,8 +188,9 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     data = dict(doc) if isinstance(doc, dict) else doc
     if not isinstance(data, dict):
         raise ConfigError(path, [ConfigIssue("<root>", getattr(doc, "line", 1), "expected a mapping")])
+    token = _file_data.set(data)
     try:
-        return Settings(**{**data, **overrides})
+        return Settings(**overrides)
     except ValidationError as exc:
         issues = [
             ConfigIssue(
@@ -181,3 +201,5 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             for err in exc.errors()
         ]
         raise ConfigError(path, issues) from exc
+    finally:
+        _file_data.reset(token)
