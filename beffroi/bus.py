@@ -3,10 +3,20 @@
 Delivery contract, shared by every backend and checked by tests/contract/test_bus_contract.py:
 - `send` is buffered; `flush` returns only once every record sent before it is durably stored,
   and raises `BusError` if any was not. Callers acknowledge their own input only after `flush`.
-- Records with the same key land on the same partition, in send order.
+  A bus may be shared by threads: each failure is reported once, by the next `flush` of the thread
+  that sent the record. Topics are created by `ensure_topics`, never implicitly: sending to a
+  missing topic raises `BusError` (from `send` or `flush`), and so does subscribing to one.
+- Records with the same key land on the same partition, in send order; the partition is Kafka's
+  (murmur2 of the key modulo the partition count), so both backends place a key alike.
+- A subscription is one member of a group; the group's members share the partitions of its topics,
+  each partition read by one member. Partitions are (re)assigned as members join and leave; Kafka
+  does it during `poll`, so `positions()` may be empty before the first poll.
 - A subscription sees records from its group's committed offsets (or the earliest record when
   the group has none). `commit` stores the positions reached by `poll`; records polled but not
-  committed are delivered again to the next subscription of the group (at-least-once).
+  committed are delivered again to the next subscription of the group (at-least-once). `commit`
+  raises `BusError` when the group rebalanced since the poll; the records are then redelivered
+  to their new owner, and the caller may carry on polling.
+- A `Subscription` belongs to one thread; a `Bus` is thread-safe.
 """
 
 from __future__ import annotations
@@ -47,9 +57,9 @@ class TopicPartition:
     partition: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription(ABC):
-    """One member of a consumer group."""
+    """One member of a consumer group (compared by identity: two members are never equal)."""
 
     group: str
     topics: tuple[str, ...] = field(default=())
@@ -68,7 +78,11 @@ class Subscription(ABC):
 
     @abstractmethod
     def seek(self, tp: TopicPartition, offset: int) -> None:
-        """Make the next poll of `tp` start at `offset` (for replay after a state snapshot)."""
+        """Make the next poll of `tp` start at `offset` (for replay after a state snapshot).
+
+        A partition not assigned to this member yet keeps the seek until it is assigned, so a
+        restarted worker can seek to its snapshot offsets before its first poll.
+        """
 
     @abstractmethod
     def close(self) -> None: ...
@@ -94,10 +108,12 @@ class Bus(ABC):
 
     @abstractmethod
     def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until every record sent so far is confirmed; raise BusError otherwise."""
+        """Block until every record sent so far is stored; raise BusError if one this thread sent was not."""
 
     @abstractmethod
-    def subscribe(self, group: str, topics: Sequence[str], *, client_id: str | None = None) -> Subscription: ...
+    def subscribe(
+        self, group: str, topics: Sequence[str], *, client_id: str | None = None
+    ) -> Subscription: ...
 
     @abstractmethod
     def close(self) -> None: ...

@@ -1,0 +1,305 @@
+"""SqliteStore: the Store in one SQLite file, for the embedded mode (no servers).
+
+WAL journal, so that readers never block the writer; every write is one `BEGIN IMMEDIATE`
+transaction (the write lock is taken up front and waited for, up to `busy_timeout_s`), which lets
+several processes or instances share the file. Times are stored as fixed-width UTC text, which
+sorts like the instants it names.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel
+
+from beffroi.events import Alert, AlertStatus, DeadLetter, DeadLetterReason, LatLon, Reading
+from beffroi.migrations import check_applied, migrations_for, sqlite_statements
+from beffroi.store import Store, StoreError, check_limit, nul_free, value_json
+
+T = TypeVar("T")
+
+_READING_COLUMNS: Final = (
+    "message_id, device_id, site_id, zone_id, stream_id, model, ts, received_at, value, lat, lon, tags"
+)
+_ALERT_COLUMNS: Final = ", ".join(Alert.model_fields)
+_DEAD_LETTER_COLUMNS: Final = ", ".join(DeadLetter.model_fields)
+
+
+def sqlite_time(value: datetime) -> str:
+    """'YYYY-MM-DDTHH:MM:SS.ffffffZ' in UTC: fixed width, so text order is time order."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class SqliteStore(Store):
+    """The Store in the SQLite file at `path` (its folder is created if missing)."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+        self._path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self._path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    def _run(self, step: str, action: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return action(conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{step} in {self._path}: {exc}") from exc
+
+    @staticmethod
+    @contextmanager
+    def _write(conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- migrations -------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        self._run("migrate", self._migrate)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # one migration per write transaction, re-reading what is applied under the write lock,
+        # so that concurrent migrators apply each migration exactly once
+        for migration in migrations_for("sqlite"):
+            with self._write(conn):
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                row = conn.execute(
+                    "SELECT checksum FROM schema_migrations WHERE version = ?", (migration.version,)
+                ).fetchone()
+                if row is not None:
+                    check_applied("sqlite", migration, row[0])
+                    continue
+                try:
+                    for statement in sqlite_statements(migration):
+                        conn.execute(statement)
+                except sqlite3.Error as exc:
+                    where = f"beffroi/migrations/sqlite/{migration.filename}"
+                    raise StoreError(f"migration {where} failed in {self._path}: {exc}") from exc
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                    (migration.version, migration.name, migration.checksum, sqlite_time(datetime.now(UTC))),
+                )
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def _insert(self, step: str, table: str, columns: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        if not rows:
+            return 0
+        placeholders = ", ".join("?" * len(columns.split(",")))
+        query = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
+
+        def insert(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            with self._write(conn):
+                conn.executemany(query, rows)
+            return conn.total_changes - before
+
+        return self._run(step, insert)
+
+    def write_readings(self, readings: Sequence[Reading]) -> int:
+        rows = [_reading_row(r) for r in readings]
+        return self._insert("write_readings", "readings", _READING_COLUMNS, rows)
+
+    def write_alerts(self, alerts: Sequence[Alert]) -> int:
+        rows = [_db_row(a) for a in alerts]
+        return self._insert("write_alerts", "alerts", _ALERT_COLUMNS, rows)
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
+        rows = [_db_row(d) for d in letters]
+        return self._insert("write_dead_letters", "dead_letters", _DEAD_LETTER_COLUMNS, rows)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def _fetch(self, step: str, query: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        def fetch(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            cur = conn.execute(query, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+        return self._run(step, fetch)
+
+    def _count(self, table: str, where: str, params: Sequence[Any]) -> int:
+        rows = self._fetch(f"count {table}", f"SELECT count(*) AS n FROM {table} WHERE {where}", params)
+        return int(rows[0][0])
+
+    def list_alerts(
+        self,
+        site_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: AlertStatus | None = None,
+        zone_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        where, params = _filters(
+            ("site_id = ?", site_id),
+            ("raised_at >= ?", since),
+            ("raised_at < ?", until),
+            ("status = ?", status),
+            ("zone_id = ?", zone_id),
+        )
+        rows = self._fetch(
+            "list_alerts",
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} "
+            "ORDER BY raised_at DESC, alert_id DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [_alert_from_row(row) for row in rows]
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        rows = self._fetch("get_alert", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", [alert_id])
+        return _alert_from_row(rows[0]) if rows else None
+
+    def count_alerts(self, site_id: str | None = None, *, status: AlertStatus | None = None) -> int:
+        where, params = _filters(("site_id = ?", site_id), ("status = ?", status))
+        return self._count("alerts", where, params)
+
+    def list_readings(
+        self,
+        site_id: str,
+        *,
+        device_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        where, params = _filters(
+            ("site_id = ?", site_id), ("device_id = ?", device_id), ("ts >= ?", since), ("ts < ?", until)
+        )
+        rows = self._fetch(
+            "list_readings",
+            f"SELECT {_READING_COLUMNS} FROM readings WHERE {where} ORDER BY ts, message_id LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [_reading_from_row(row) for row in rows]
+
+    def count_readings(self, site_id: str | None = None) -> int:
+        where, params = _filters(("site_id = ?", site_id))
+        return self._count("readings", where, params)
+
+    def list_dead_letters(
+        self, *, reason: DeadLetterReason | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        where, params = _filters(("reason = ?", reason))
+        rows = self._fetch(
+            "list_dead_letters",
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE {where} "
+            "ORDER BY received_at DESC, dead_letter_id DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [_dead_letter_from_row(row) for row in rows]
+
+    def count_dead_letters(self, reason: str | None = None) -> int:
+        where, params = _filters(("reason = ?", reason))
+        return self._count("dead_letters", where, params)
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, str):
+        return nul_free(value)
+    if isinstance(value, datetime):
+        return sqlite_time(value)
+    if isinstance(value, tuple):
+        return json.dumps([nul_free(v) for v in value])
+    return value
+
+
+def _db_row(model: BaseModel) -> tuple[Any, ...]:
+    """The model's fields, in declaration order (the table's column order), as SQLite values."""
+    return tuple(_db_value(getattr(model, name)) for name in type(model).model_fields)
+
+
+def _filters(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """AND of the conditions whose value is not None ('1' when none is)."""
+    used = [(clause, _db_value(value)) for clause, value in conditions if value is not None]
+    return " AND ".join(clause for clause, _ in used) or "1", [value for _, value in used]
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _reading_row(r: Reading) -> tuple[Any, ...]:
+    location = r.location
+    return (
+        nul_free(r.message_id),
+        nul_free(r.device_id),
+        nul_free(r.site_id),
+        nul_free(r.zone_id) if r.zone_id is not None else None,
+        nul_free(r.stream_id),
+        nul_free(r.model),
+        sqlite_time(r.ts),
+        sqlite_time(r.received_at),
+        value_json(r.value),
+        location.lat if location is not None else None,
+        location.lon if location is not None else None,
+        json.dumps([nul_free(t) for t in r.tags]),
+    )
+
+
+def _reading_from_row(row: sqlite3.Row) -> Reading:
+    lat, lon = row["lat"], row["lon"]
+    return Reading(
+        message_id=row["message_id"],
+        device_id=row["device_id"],
+        site_id=row["site_id"],
+        zone_id=row["zone_id"],
+        stream_id=row["stream_id"],
+        model=row["model"],
+        ts=_time(row["ts"]),
+        received_at=_time(row["received_at"]),
+        value=json.loads(row["value"]),
+        location=LatLon(lat=lat, lon=lon) if lat is not None and lon is not None else None,
+        tags=tuple(json.loads(row["tags"])),
+    )
+
+
+def _dead_letter_from_row(row: sqlite3.Row) -> DeadLetter:
+    return DeadLetter.model_validate({**dict(row), "received_at": _time(row["received_at"])})
+
+
+def _alert_from_row(row: sqlite3.Row) -> Alert:
+    data = dict(row)
+    data["raised_at"] = _time(data["raised_at"])
+    data["source_ids"] = tuple(json.loads(data["source_ids"]))
+    return Alert.model_validate(data)

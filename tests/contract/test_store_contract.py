@@ -1,0 +1,432 @@
+"""The Store contract (beffroi/store.py), run against SqliteStore and PostgresStore alike.
+
+The PostgreSQL-only section at the end checks the time partitioning of `readings`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from beffroi.events import AlertCategory, AlertStatus, DeadLetterReason, Severity
+from beffroi.migrations import Dialect, Migration, MigrationError, migrations_for, sqlite_statements
+from beffroi.postgres_store import PostgresStore
+from beffroi.settings import Settings, SqliteSettings
+from beffroi.sqlite_store import SqliteStore
+from beffroi.store import Store, StoreError
+from beffroi.store_factory import make_store
+from tests.fixtures.store import execute_raw, make_alert, make_dead_letter, make_readings
+
+# -- readings ---------------------------------------------------------------------------------------
+
+
+def test_writing_the_same_readings_twice_stores_them_once(store: Store):
+    readings = make_readings(50)
+    assert store.write_readings(readings) == 50
+    assert store.write_readings(readings) == 0
+    assert store.count_readings() == 50
+
+
+def test_a_mixed_batch_returns_only_the_new_count(store: Store):
+    readings = make_readings(50)
+    assert store.write_readings(readings[:30]) == 30
+    assert store.write_readings(readings[::-1]) == 20
+    assert store.count_readings() == 50
+
+
+def test_duplicates_inside_one_batch_count_once(store: Store):
+    readings = make_readings(5)
+    assert store.write_readings([*readings, *readings, readings[0]]) == 5
+    assert store.count_readings() == 5
+
+
+def test_an_empty_batch_writes_nothing(store: Store):
+    assert store.write_readings([]) == 0
+    assert store.write_alerts([]) == 0
+    assert store.write_dead_letters([]) == 0
+    assert store.count_readings() == 0
+
+
+def test_readings_round_trip_in_time_order(store: Store):
+    readings = make_readings(20, step=timedelta(seconds=-1))  # written newest first
+    store.write_readings(readings)
+    assert store.list_readings("stade-de-france") == sorted(readings, key=lambda r: r.ts)
+
+
+def test_list_readings_filters_by_site_device_and_time(store: Store):
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    ours = make_readings(40, start=start, devices=4)
+    theirs = make_readings(10, start=start, site_id="parc-des-princes")
+    store.write_readings([*ours, *theirs])
+
+    assert store.count_readings("stade-de-france") == 40
+    assert store.count_readings("parc-des-princes") == 10
+    assert store.count_readings("nowhere") == 0
+    assert store.count_readings() == 50
+
+    since, until = start + timedelta(seconds=10), start + timedelta(seconds=30)
+    window = store.list_readings("stade-de-france", since=since, until=until)
+    assert [r.ts for r in window] == [start + timedelta(seconds=s) for s in range(10, 30)]
+    device = store.list_readings("stade-de-france", device_id="aq-001")
+    assert {r.device_id for r in device} == {"aq-001"}
+    assert len(device) == 10
+    assert store.list_readings("stade-de-france", limit=3) == ours[:3]
+
+
+def test_readings_keep_every_field(store: Store):
+    odd_zone = datetime(2024, 7, 26, 21, 0, 0, 1, tzinfo=timezone(timedelta(hours=2)))
+    reading = make_readings(1)[0].model_copy(
+        update={
+            "ts": odd_zone,
+            "value": {"pm25": 182.25, "nan": math.nan, "hot": math.inf, "cold": -math.inf, "zero": 0.0},
+            "tags": ("site:stade-de-france", "zone:gate-b", "éclairage"),
+        }
+    )
+    store.write_readings([reading])
+    (back,) = store.list_readings("stade-de-france")
+    assert back.ts == odd_zone
+    assert back.ts.tzinfo == UTC
+    assert back.model_dump(exclude={"value"}) == reading.model_dump(exclude={"value"})
+    assert back.value["pm25"] == 182.25
+    assert math.isnan(back.value["nan"])
+    assert back.value["hot"] == math.inf
+    assert back.value["cold"] == -math.inf
+    assert back.value["zero"] == 0.0
+
+
+def test_nul_characters_do_not_block_a_write(store: Store):
+    reading = make_readings(1)[0].model_copy(
+        update={"stream_id": "urn:lo:nsid:beffroi:aq\x00!air", "tags": ("a\x00b",), "value": {"p\x00m": 1.0}}
+    )
+    assert store.write_readings([reading]) == 1
+    (back,) = store.list_readings("stade-de-france")
+    assert back.stream_id == "urn:lo:nsid:beffroi:aq\ufffd!air"
+    assert back.tags == ("a\ufffdb",)
+    assert back.value == {"p\ufffdm": 1.0}
+
+
+def test_readings_far_in_the_past_or_future_are_stored(store: Store):
+    far = [
+        *make_readings(3, start=datetime(1970, 1, 1, tzinfo=UTC), tag="past"),
+        *make_readings(3, start=datetime(2999, 12, 31, 23, 59, 58, tzinfo=UTC), tag="future"),
+        *make_readings(3, start=datetime.now(UTC) + timedelta(days=400), tag="next-year"),
+    ]
+    assert store.write_readings(far) == 9
+    assert store.write_readings(far) == 0
+    assert store.count_readings() == 9
+    assert store.list_readings("stade-de-france", until=datetime(1971, 1, 1, tzinfo=UTC)) == far[:3]
+    assert store.list_readings("stade-de-france", since=datetime(2999, 1, 1, tzinfo=UTC)) == far[3:6]
+
+
+def test_readings_spread_over_many_days_are_stored(store: Store):
+    start = datetime.now(UTC) - timedelta(days=40)
+    readings = make_readings(50, start=start, step=timedelta(hours=23))  # ~48 distinct days
+    assert store.write_readings(readings) == 50
+    assert store.write_readings(readings) == 0
+    assert store.count_readings() == 50
+
+
+def test_concurrent_writers_of_overlapping_batches_store_the_union(open_store):
+    readings = make_readings(3000)
+    first, second = readings[:2000], readings[1000:]
+    stores = [open_store(), open_store()]
+    new_counts: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(store: Store, batch, reverse: bool) -> None:
+        chunks = [batch[i : i + 250] for i in range(0, len(batch), 250)]
+        try:
+            for chunk in reversed(chunks) if reverse else chunks:
+                new_counts.append(store.write_readings(chunk[::-1] if reverse else chunk))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(stores[0], first, False)),
+        threading.Thread(target=write, args=(stores[1], second, True)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    assert sum(new_counts) == 3000
+    assert stores[0].count_readings() == 3000
+    assert stores[1].list_readings("stade-de-france", limit=5000) == sorted(readings, key=lambda r: r.ts)
+
+
+# -- alerts -----------------------------------------------------------------------------------------
+
+
+def test_alerts_round_trip_every_field(store: Store):
+    full = make_alert(
+        category=AlertCategory.FAULT,
+        severity=Severity.CRITICAL,
+        status=AlertStatus.ACKNOWLEDGED,
+        raised_at=datetime(2024, 7, 26, 21, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2))),
+        detail="ligne 1\nligne 2 — « quotes » ' \"",
+        source_ids=("m-1", "m-2", "m-3"),
+    )
+    sparse = make_alert(zone_id=None, device_id=None, value=None, detail="", source_ids=())
+    assert store.write_alerts([full, sparse]) == 2
+
+    back = store.get_alert(full.alert_id)
+    assert back == full
+    assert back is not None
+    assert back.raised_at.tzinfo == UTC
+    assert back.raised_at == datetime(2024, 7, 26, 19, 30, 5, 123456, tzinfo=UTC)
+    assert back.status is AlertStatus.ACKNOWLEDGED
+    assert store.get_alert(sparse.alert_id) == sparse
+
+
+def test_get_alert_of_an_unknown_id_is_none(store: Store):
+    store.write_alerts([make_alert()])
+    assert store.get_alert("no-such-alert") is None
+
+
+def test_writing_a_known_alert_again_leaves_it_as_it_is(store: Store):
+    alert = make_alert()
+    assert store.write_alerts([alert]) == 1
+    assert store.write_alerts([alert, alert.model_copy(update={"status": AlertStatus.CLOSED})]) == 0
+    assert store.get_alert(alert.alert_id) == alert
+    assert store.write_alerts([make_alert(), alert, make_alert()]) == 2
+    assert store.count_alerts() == 3
+
+
+def test_list_alerts_filters_and_orders_newest_first(store: Store):
+    t0 = datetime(2024, 7, 26, 19, 0, tzinfo=UTC)
+    ours = [
+        make_alert(
+            raised_at=t0 + timedelta(minutes=i),
+            status=AlertStatus.NEW if i % 2 == 0 else AlertStatus.RESOLVED,
+            zone_id="gate-a" if i < 5 else "gate-b",
+        )
+        for i in range(10)
+    ]
+    theirs = [make_alert(site_id="parc-des-princes", raised_at=t0 + timedelta(minutes=i)) for i in range(3)]
+    store.write_alerts([*ours[::2], *theirs, *ours[1::2]])
+    newest_first = ours[::-1]
+
+    assert store.list_alerts("stade-de-france") == newest_first
+    assert store.list_alerts("stade-de-france", limit=3) == newest_first[:3]
+    assert store.list_alerts("stade-de-france", since=t0 + timedelta(minutes=7)) == newest_first[:3]
+    assert store.list_alerts("stade-de-france", until=t0 + timedelta(minutes=2)) == newest_first[-2:]
+    assert store.list_alerts("stade-de-france", status=AlertStatus.RESOLVED) == newest_first[::2]
+    assert store.list_alerts("stade-de-france", zone_id="gate-a", status=AlertStatus.NEW) == [
+        ours[4],
+        ours[2],
+        ours[0],
+    ]
+    assert store.list_alerts("parc-des-princes") == theirs[::-1]
+    assert store.list_alerts("nowhere") == []
+
+
+def test_alerts_raised_at_the_same_instant_order_by_id_descending_bytewise(store: Store):
+    ids = ["alert-B", "alert-a", "alert_c", "alert-C", "Alert-d", "alert-é"]
+    store.write_alerts(
+        [make_alert(alert_id=i, raised_at=datetime(2024, 7, 26, 19, 0, tzinfo=UTC)) for i in ids]
+    )
+    assert [a.alert_id for a in store.list_alerts("stade-de-france")] == sorted(ids, reverse=True)
+
+
+def test_count_alerts_by_site_and_status(store: Store):
+    store.write_alerts(
+        [
+            make_alert(),
+            make_alert(status=AlertStatus.CLOSED),
+            make_alert(site_id="parc-des-princes", status=AlertStatus.CLOSED),
+        ]
+    )
+    assert store.count_alerts() == 3
+    assert store.count_alerts("stade-de-france") == 2
+    assert store.count_alerts(status=AlertStatus.CLOSED) == 2
+    assert store.count_alerts("stade-de-france", status=AlertStatus.NEW) == 1
+    assert store.count_alerts("nowhere") == 0
+
+
+def test_a_limit_below_one_is_refused(store: Store):
+    with pytest.raises(ValueError, match="limit"):
+        store.list_alerts("stade-de-france", limit=0)
+    with pytest.raises(ValueError, match="limit"):
+        store.list_readings("stade-de-france", limit=-1)
+
+
+# -- dead letters -----------------------------------------------------------------------------------
+
+
+def test_dead_letters_keep_their_exact_bytes(store: Store):
+    payloads = [b"\xff\xfe\x00\x01not utf-8\x80", b"", b'{"ok": "json"}', bytes(range(256)) * 40]
+    letters = [make_dead_letter(payload=p) for p in payloads]
+    assert store.write_dead_letters(letters) == 4
+    assert store.write_dead_letters(letters) == 0
+    back = {d.dead_letter_id: d for d in store.list_dead_letters()}
+    assert [back[d.dead_letter_id].payload for d in letters] == payloads
+    assert [back[d.dead_letter_id] for d in letters] == letters
+
+
+def test_dead_letters_count_and_list_by_reason_newest_first(store: Store):
+    t0 = datetime(2024, 7, 26, 19, 0, tzinfo=UTC)
+    reasons = [DeadLetterReason.OVERSIZED, DeadLetterReason.UNKNOWN_SENSOR, DeadLetterReason.OVERSIZED]
+    letters = [
+        make_dead_letter(
+            reason=reason, received_at=t0 + timedelta(seconds=i), stage="worker", detail="x\x00y"
+        )
+        for i, reason in enumerate(reasons)
+    ]
+    store.write_dead_letters(letters)
+    assert store.count_dead_letters() == 3
+    assert store.count_dead_letters(DeadLetterReason.OVERSIZED) == 2
+    assert store.count_dead_letters("malformed_json") == 0
+    oversized = store.list_dead_letters(reason=DeadLetterReason.OVERSIZED)
+    assert [d.dead_letter_id for d in oversized] == [letters[2].dead_letter_id, letters[0].dead_letter_id]
+    assert oversized[0].detail == "x\ufffdy"
+    assert store.list_dead_letters(limit=1)[0].dead_letter_id == letters[2].dead_letter_id
+
+
+# -- migrations and lifecycle -----------------------------------------------------------------------
+
+
+def test_migrating_again_is_a_no_op(store_settings, store: Store, open_store):
+    readings, alert = make_readings(10), make_alert()
+    store.write_readings(readings)
+    store.write_alerts([alert])
+    store.migrate()
+    again = open_store()  # migrates on open, as every process start does
+    versions = execute_raw(store_settings, "SELECT version FROM schema_migrations ORDER BY version")
+    assert [v for (v,) in versions] == [m.version for m in migrations_for(_dialect(store_settings))]
+    assert again.count_readings() == 10
+    assert again.write_readings(readings) == 0
+    assert again.get_alert(alert.alert_id) == alert
+
+
+def test_concurrent_first_migrations_both_succeed(open_store):
+    stores = [open_store(migrate=False) for _ in range(3)]
+    failures: list[BaseException] = []
+
+    def migrate(store: Store) -> None:
+        try:
+            store.migrate()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == []
+    assert stores[0].write_readings(make_readings(3)) == 3
+    assert stores[2].count_readings() == 3
+
+
+def test_a_migration_edited_after_it_was_applied_is_reported(store_settings, store: Store, open_store):
+    execute_raw(store_settings, "UPDATE schema_migrations SET checksum = %s WHERE version = 1", ("edited",))
+    with pytest.raises(MigrationError, match=r"0001_readings\.sql changed after it was applied"):
+        open_store()
+
+
+def test_make_store_follows_the_mode(store_settings, store: Store):
+    expected = SqliteStore if store_settings.mode == "embedded" else PostgresStore
+    assert type(store) is expected
+
+
+def test_a_closed_store_reopens_on_next_use(store: Store):
+    store.write_readings(make_readings(2))
+    store.close()
+    assert store.count_readings() == 2
+    store.close()
+
+
+def test_an_unreachable_database_is_a_store_error_naming_it(tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(StoreError, match="not-a-folder"):
+        make_store(_sqlite_settings(blocked / "store.db"))
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_migrations_are_numbered_from_one_without_gaps(dialect: Dialect):
+    versions = [m.version for m in migrations_for(dialect)]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_an_unterminated_sqlite_migration_names_its_file():
+    broken = Migration(7, "broken", "CREATE TABLE a (x);\n-- then\nCREATE TABLE b (y)\n")
+    assert sqlite_statements(Migration(7, "fine", "CREATE TABLE a (x);\n")) == ["CREATE TABLE a (x);"]
+    with pytest.raises(MigrationError, match=r"sqlite/0007_broken\.sql: unterminated statement"):
+        sqlite_statements(broken)
+
+
+def _dialect(settings) -> Dialect:
+    return "sqlite" if settings.mode == "embedded" else "postgres"
+
+
+def _sqlite_settings(path) -> Settings:
+    return Settings().model_copy(update={"mode": "embedded", "sqlite": SqliteSettings(path=path)})
+
+
+# -- PostgreSQL only: time partitioning of readings -------------------------------------------------
+
+
+def _partitions(settings) -> dict[str, int]:
+    rows = execute_raw(
+        settings,
+        "SELECT c.relname, (SELECT count(*) FROM readings r WHERE r.tableoid = c.oid) "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'readings'::regclass",
+    )
+    return dict(rows)
+
+
+def _day_partition(day: datetime) -> str:
+    return "readings_p" + day.strftime("%Y_%m_%d")
+
+
+@pytest.mark.integration
+def test_postgres_creates_daily_partitions_ahead_and_on_demand(postgres_settings):
+    with make_store(postgres_settings) as store:
+        today = datetime.now(UTC)
+        partitions = _partitions(postgres_settings)
+        assert {_day_partition(today + timedelta(days=d)) for d in range(-1, 8)} <= set(partitions)
+        assert "readings_default" in partitions
+
+        old = today - timedelta(days=20)
+        store.write_readings(make_readings(5, start=old.replace(hour=12)))
+        partitions = _partitions(postgres_settings)
+        assert partitions[_day_partition(old)] == 5
+        assert partitions["readings_default"] == 0
+
+
+@pytest.mark.integration
+def test_postgres_moves_rows_out_of_the_default_partition_when_their_day_gets_one(postgres_settings):
+    later = (datetime.now(UTC) + timedelta(days=30)).replace(hour=12, minute=0, second=0, microsecond=0)
+    early = make_readings(4, start=later, tag="early")
+    with make_store(postgres_settings) as store:  # 7 days ahead: day +30 goes to the default
+        assert store.write_readings(early) == 4
+    assert _partitions(postgres_settings)["readings_default"] == 4
+
+    with PostgresStore(postgres_settings.postgres, partition_ahead_days=40) as wider:
+        wider.migrate()
+        assert wider.write_readings([*early, *make_readings(2, start=later, tag="late")]) == 2
+        partitions = _partitions(postgres_settings)
+        assert partitions["readings_default"] == 0
+        assert partitions[_day_partition(later)] == 6
+        assert wider.write_readings(early) == 0
+        assert wider.count_readings() == 6
+
+
+@pytest.mark.integration
+def test_postgres_store_reconnects_after_losing_its_connection(postgres_settings):
+    with make_store(postgres_settings) as store:
+        readings = make_readings(20)
+        assert store.write_readings(readings[:10]) == 10
+        killed = execute_raw(
+            postgres_settings,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (f"beffroi:{postgres_settings.postgres.db_schema}",),
+        )
+        assert killed == [(True,)]
+        assert store.write_readings(readings) == 10
+        assert store.count_readings() == 20
