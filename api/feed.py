@@ -1,0 +1,154 @@
+"""Live alerts for the SSE endpoint: one bus subscription per API process, fanned out to clients.
+
+A background thread polls the alerts topic in a group of its own (unique per process, so every
+API process sees every alert) and hands each alert to the asyncio queues of the clients watching
+its site. Alerts already on the topic when the feed starts are skipped (clients read history with
+GET /sites/{id}/alerts); a redelivered alert (same id) is pushed once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from beffroi.bus import Bus, BusError, Subscription
+from beffroi.events import Alert
+from ingest.records import BadRecord, decode_alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Listener:
+    """One SSE client: alerts of `site_id`, delivered on its event loop. `None` ends the stream."""
+
+    site_id: str
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Alert | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    dropped: int = 0
+
+    def offer(self, alert: Alert | None) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(alert)
+
+    async def get(self) -> Alert | None:
+        return await self.queue.get()
+
+
+class AlertFeed:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        topic: str,
+        group_prefix: str = "beffroi-api",
+        poll_timeout_s: float = 0.2,
+        remember: int = 10_000,
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.group = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
+        self.poll_timeout_s = poll_timeout_s
+        self.delivered = 0
+        self.error: str | None = None
+        self._remember = remember
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._listeners: dict[str, set[Listener]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._start_ms = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, *, ready_timeout_s: float = 30.0) -> None:
+        """Start polling; returns once the subscription is set up (or the timeout passed)."""
+        self._start_ms = time.time_ns() // 1_000_000
+        self._thread = threading.Thread(target=self._run, name="alert-feed", daemon=True)
+        self._thread.start()
+        self._ready.wait(ready_timeout_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            listeners = [li for group in self._listeners.values() for li in group]
+        for li in listeners:
+            li.loop.call_soon_threadsafe(li.offer, None)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def listen(self, site_id: str) -> Listener:
+        listener = Listener(site_id, asyncio.get_running_loop())
+        with self._lock:
+            self._listeners.setdefault(site_id, set()).add(listener)
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        with self._lock:
+            group = self._listeners.get(listener.site_id)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._listeners[listener.site_id]
+
+    def listeners(self) -> int:
+        with self._lock:
+            return sum(len(g) for g in self._listeners.values())
+
+    def _run(self) -> None:
+        sub: Subscription | None = None
+        while not self._stop.is_set():
+            try:
+                if sub is None:
+                    sub = self.bus.subscribe(self.group, [self.topic], client_id=self.group)
+                    self._ready.set()
+                for record in sub.poll(500, timeout=self.poll_timeout_s):
+                    if record.timestamp_ms is not None and record.timestamp_ms < self._start_ms:
+                        continue
+                    try:
+                        self._dispatch(decode_alert(record))
+                    except BadRecord as exc:
+                        log.warning("alert feed: %s", exc)
+                self.error = None
+            except BusError as exc:
+                self.error = str(exc)
+                log.warning("alert feed on %s: %s; subscribing again", self.topic, exc)
+                if sub is not None:
+                    self._close(sub)
+                    sub = None
+                self._stop.wait(1.0)
+        self._ready.set()
+        if sub is not None:
+            self._close(sub)
+
+    @staticmethod
+    def _close(sub: Subscription) -> None:
+        try:
+            sub.close()
+        except BusError as exc:
+            log.warning("alert feed: closing its subscription failed: %s", exc)
+
+    def _dispatch(self, alert: Alert) -> None:
+        if alert.alert_id in self._seen:
+            return
+        self._seen[alert.alert_id] = None
+        if len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        with self._lock:
+            listeners = list(self._listeners.get(alert.site_id, ()))
+        for li in listeners:
+            try:
+                li.loop.call_soon_threadsafe(li.offer, alert)
+            except RuntimeError:  # its event loop is closed: the client is gone
+                self.unlisten(li)
+        self.delivered += 1

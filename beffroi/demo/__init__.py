@@ -1,0 +1,1 @@
+"""The demo behind `make demo`: a small venue, its settings and a reading generator."""

@@ -1,0 +1,339 @@
+"""Testing helpers shipped with Beffroi (like `bytewax.testing`): list-fed sources, collecting sinks,
+one-line payloads and readings, and the whole slice in memory, driven step by step.
+
+    with pipeline({"pb-1": DeviceKind.PANIC_BUTTON}) as p:
+        p.publish("pb-1", {"pressed": 1})
+        p.drain()
+        [alert] = p.alerts()
+        assert alert.severity == "critical"
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analytics.rules.registry import build_rules
+from analytics.worker import Worker, WorkerConfig
+from beffroi.bus import Bus, Record
+from beffroi.clock import utcnow
+from beffroi.devices import KIND_SPECS, DeviceKind
+from beffroi.events import Alert, DeadLetter, DeadLetterReason, LatLon, Reading, message_id_for
+from beffroi.memory_bus import MemoryBus
+from beffroi.mqtt_auth import data_topic
+from beffroi.runtime import provision_devices as provision_devices  # re-exported for tests
+from beffroi.settings import Settings
+from beffroi.sqlite_store import SqliteStore
+from beffroi.venue import Device, Exit, Site, Venue, Zone
+from ingest.bridge import Bridge, BridgeConfig
+from ingest.source import Inbound, QueueSource
+from simulators.publish import live_objects_payload
+
+SITE = "site-1"
+ZONE = "zone-1"
+
+# -- building blocks in one line ---------------------------------------------------------------
+
+
+def kind_of(value: Mapping[str, Any]) -> DeviceKind:
+    """The device kind whose value fields are exactly these (e.g. {"pressed": 1} -> panic_button)."""
+    names = set(value)
+    matches = [s.kind for s in KIND_SPECS.values() if {f.name for f in s.fields} == names]
+    if len(matches) != 1:
+        raise ValueError(f"no single device kind reports exactly {sorted(names)}; pass kind=")
+    return matches[0]
+
+
+def tiny_venue(
+    devices: Mapping[str, DeviceKind | str],
+    *,
+    site_id: str = SITE,
+    zone_id: str = ZONE,
+    venue_id: str = "test",
+) -> Venue:
+    """A venue of one site, one zone and one exit holding `devices` (id -> kind; no cameras)."""
+    square = [LatLon(lat=48.0, lon=2.0), LatLon(lat=48.0, lon=2.001), LatLon(lat=48.001, lon=2.001)]
+    return Venue(
+        id=venue_id,
+        sites=[
+            Site(
+                id=site_id,
+                center=LatLon(lat=48.0005, lon=2.0005),
+                zones=[Zone(id=zone_id, polygon=square, capacity=1000)],
+                exits=[Exit(id="exit-1", width_m=4.0, from_zone=zone_id)],
+                devices=[
+                    Device(
+                        id=d,
+                        kind=DeviceKind(k),
+                        zone=zone_id,
+                        exit="exit-1" if DeviceKind(k) is DeviceKind.GATE_COUNTER else None,
+                    )
+                    for d, k in devices.items()
+                ],
+            )
+        ],
+    )
+
+
+def payload(
+    device_id: str,
+    value: Mapping[str, float | int | bool],
+    /,
+    *,
+    kind: DeviceKind | None = None,
+    ts: datetime | None = None,
+    namespace: str = "beffroi",
+    **fields: Any,
+) -> bytes:
+    """A Live Objects message of `device_id`; `fields` replace or add top-level keys (None drops one)."""
+    model = KIND_SPECS[kind or kind_of(value)].model
+    raw = live_objects_payload(device_id, model=model, value=value, ts=ts or utcnow(), namespace=namespace)
+    if not fields:
+        return raw
+    doc = json.loads(raw)
+    for k, v in fields.items():
+        if v is None:
+            doc.pop(k, None)
+        else:
+            doc[k] = v
+    return json.dumps(doc).encode()
+
+
+def reading(
+    device_id: str,
+    value: Mapping[str, float],
+    *,
+    kind: DeviceKind | None = None,
+    site_id: str = SITE,
+    zone_id: str | None = ZONE,
+    ts: datetime | None = None,
+) -> Reading:
+    """A validated reading, as the bridge would produce it."""
+    ts = ts or utcnow()
+    raw = payload(device_id, value, kind=kind, ts=ts)
+    return Reading(
+        message_id=message_id_for(device_id, raw),
+        device_id=device_id,
+        site_id=site_id,
+        zone_id=zone_id,
+        stream_id=f"urn:lo:nsid:beffroi:{device_id}!data",
+        model=KIND_SPECS[kind or kind_of(value)].model,
+        ts=ts,
+        received_at=ts,
+        value={k: float(v) for k, v in value.items()},
+    )
+
+
+# -- list-fed sources and collecting sinks -----------------------------------------------------
+
+
+class ListSource:
+    """A bridge source fed from a list of (device id or topic, payload); counts what was acked."""
+
+    def __init__(self, messages: Iterable[tuple[str, bytes]] = ()) -> None:
+        self._pending: list[Inbound] = [Inbound(t if "/" in t else data_topic(t), p) for t, p in messages]
+        self.acked: list[Inbound] = []
+
+    def add(self, device_or_topic: str, raw: bytes) -> None:
+        topic = device_or_topic if "/" in device_or_topic else data_topic(device_or_topic)
+        self._pending.append(Inbound(topic, raw))
+
+    def next_batch(self, *, max_items: int, linger_s: float, timeout_s: float) -> list[Inbound]:
+        batch, self._pending = self._pending[:max_items], self._pending[max_items:]
+        return batch
+
+    def ack(self, batch: Sequence[Inbound]) -> None:
+        self.acked.extend(batch)
+
+    def close(self) -> None:
+        pass
+
+
+def collect(
+    bus: Bus, topic: str, *, expect: int | None = None, timeout: float = 0.2, deadline_s: float = 60.0
+) -> list[Record]:
+    """Every record on `topic` so far, read by a fresh group (a collecting sink).
+
+    Without `expect`, reads until a poll of `timeout` seconds returns nothing (a MemoryBus answers
+    at once). With it, reads until `expect` records came (or `deadline_s` passed), then until idle,
+    so that a Kafka group has time to join and extra records would still show up.
+    """
+    out: list[Record] = []
+    end = time.monotonic() + deadline_s
+    with bus.subscribe(f"{topic}.collect-{uuid.uuid4().hex[:12]}", [topic]) as sub:
+        while True:
+            records = sub.poll(10_000, timeout=timeout if expect is None else 1.0)
+            out += records
+            if records:
+                continue
+            if expect is None or len(out) >= expect or time.monotonic() > end:
+                return out
+
+
+# -- the slice in memory -----------------------------------------------------------------------
+
+
+class Pipeline:
+    """Bridge and worker over a MemoryBus and a SqliteStore, run synchronously by `drain()`."""
+
+    def __init__(self, venue: Venue, *, settings: Settings, store_path: Path) -> None:
+        self.venue = venue
+        self.settings = settings
+        self.bus = MemoryBus()
+        self.bus.ensure_topics(settings.kafka.partitions())
+        self.store = SqliteStore(store_path)
+        self.store.migrate()
+        self.source = QueueSource()
+        self.bridge = Bridge(
+            source=self.source,
+            bus=self.bus,
+            devices=venue.devices,
+            config=BridgeConfig.from_settings(settings),
+        )
+        self.worker = Worker(
+            bus=self.bus,
+            store=self.store,
+            rules=build_rules(settings.worker.rules),
+            config=WorkerConfig.from_settings(settings),
+        )
+
+    def publish(self, device_id: str, value: Mapping[str, float | int | bool], **kw: Any) -> bytes:
+        raw = payload(device_id, value, kind=self.venue.devices[device_id].device.kind, **kw)
+        self.source.offer(data_topic(device_id), raw)
+        return raw
+
+    def send_raw(self, device_or_topic: str, raw: bytes) -> None:
+        topic = device_or_topic if "/" in device_or_topic else data_topic(device_or_topic)
+        self.source.offer(topic, raw)
+
+    def drain(self) -> None:
+        """Run the bridge until its source is empty, then the worker until the bus is."""
+        while self.bridge.run_once(timeout_s=0):
+            pass
+        while self.worker.run_once(timeout_s=0.05):
+            pass
+
+    def topic(self, name: str) -> list[Record]:
+        return collect(self.bus, self.settings.kafka.topic(name))
+
+    def alerts(self, site_id: str | None = None) -> list[Alert]:
+        return self.store.list_alerts(site_id or self.venue.sites[0].id, limit=10_000)
+
+    def dead_letters(self, reason: DeadLetterReason | None = None) -> list[DeadLetter]:
+        return self.store.list_dead_letters(reason=reason, limit=10_000)
+
+    def close(self) -> None:
+        self.worker.close()
+        self.store.close()
+        self.bus.close()
+
+
+@contextmanager
+def pipeline(
+    devices: Mapping[str, DeviceKind | str] | Venue, *, settings: Settings | None = None
+) -> Iterator[Pipeline]:
+    """The slice (bridge -> bus -> worker -> store) in memory, for `devices` or a whole venue."""
+    venue = devices if isinstance(devices, Venue) else tiny_venue(devices)
+    with tempfile.TemporaryDirectory(prefix="beffroi-test-") as tmp:
+        p = Pipeline(venue, settings=settings or Settings(), store_path=Path(tmp) / "store.db")
+        try:
+            yield p
+        finally:
+            p.close()
+
+
+# -- settings for subprocesses -----------------------------------------------------------------
+
+
+def write_settings(settings: Settings, path: Path | str) -> Path:
+    """Write `settings` as a YAML file (secrets left out: they come from the environment)."""
+    data = settings.model_dump(mode="json", exclude_none=True)  # by name: see the `schema` alias
+    for section, key in (("mqtt", "password"), ("mqtt", "device_secret"), ("postgres", "password")):
+        data.get(section, {}).pop(key, None)
+    path = Path(path)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_venue(venue: Venue, path: Path | str) -> Path:
+    """Write a venue as YAML (for a component started as its own process)."""
+    path = Path(path)
+    path.write_text(yaml.safe_dump(venue.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    return path
+
+
+def unique(prefix: str = "t") -> str:
+    """A short id unique to this call, valid as a device, site or group id."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+# -- the real stack ----------------------------------------------------------------------------
+
+
+def isolated(settings: Settings, *, name: str = "slice") -> Settings:
+    """`settings` with a bridge MQTT session and a worker group of their own (the group carries the
+    topic prefix, so a test's clean-up of `prefix*` removes it)."""
+    prefix = settings.kafka.topic_prefix
+    return settings.model_copy(
+        update={
+            "mqtt": settings.mqtt.model_copy(update={"client_id": unique(f"bridge-{name}-")}),
+            "worker": settings.worker.model_copy(update={"group": f"{prefix}{name}-analytics"}),
+        }
+    )
+
+
+class ComponentProcess:
+    """A component run as its own process (`python -m MODULE --settings FILE`), to kill -9 and restart."""
+
+    def __init__(self, module: str, *, settings_file: Path, log_dir: Path) -> None:
+        self.module = module
+        self.settings_file = settings_file
+        self.log_path = log_dir / f"{module.rsplit('.', 1)[-1]}.log"
+        self.starts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {self.starts} ---\n".encode())
+            log.flush()
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, "--settings", str(self.settings_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no flush, no commit."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
