@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from analytics.rules.registry import RuleConfig
+from analytics.rules.threshold import ThresholdConfig
 from beffroi.yamlconf import ConfigError, ConfigIssue, line_of, load_yaml
 
 Mode = Literal["embedded", "stack"]
@@ -95,36 +97,19 @@ class IngestSettings(_Section):
     batch_linger_ms: int = Field(default=20, ge=0)
 
 
-class ThresholdRule(_Section):
-    """Raise an alert when `field` of readings from devices of `model` crosses `above` (or `below`)."""
+def _default_rules() -> list[RuleConfig]:
+    def rule(name: str, model: str, field: str, above: float, severity: str = "high") -> RuleConfig:
+        return ThresholdConfig.model_validate(
+            {"name": name, "model": model, "field": field, "above": above, "severity": severity}
+        )
 
-    name: str = Field(min_length=1)
-    model: str
-    field: str
-    above: float | None = None
-    below: float | None = None
-    severity: Literal["info", "low", "medium", "high", "critical"] = "high"
-    category: Literal["incident", "fault"] = "incident"
-
-
-def _default_rules() -> list[ThresholdRule]:
     return [
-        ThresholdRule(
-            name="panic-button",
-            model="beffroi.panic_button.v1",
-            field="pressed",
-            above=0.5,
-            severity="critical",
-        ),
-        ThresholdRule(name="smoke-pm25", model="beffroi.air_quality.v1", field="pm25", above=150.0),
-        ThresholdRule(name="co-level", model="beffroi.air_quality.v1", field="co", above=50.0),
-        ThresholdRule(
-            name="sound-spike", model="beffroi.acoustic.v1", field="dba", above=110.0, severity="medium"
-        ),
-        ThresholdRule(name="fence-vibration", model="beffroi.perimeter.v1", field="vibration", above=2.0),
-        ThresholdRule(
-            name="crowd-density", model="beffroi.camera.v1", field="density", above=5.0, severity="critical"
-        ),
+        rule("panic-button", "beffroi.panic_button.v1", "pressed", 0.5, "critical"),
+        rule("smoke-pm25", "beffroi.air_quality.v1", "pm25", 150.0),
+        rule("co-level", "beffroi.air_quality.v1", "co", 50.0),
+        rule("sound-spike", "beffroi.acoustic.v1", "dba", 110.0, "medium"),
+        rule("fence-vibration", "beffroi.perimeter.v1", "vibration", 2.0),
+        rule("crowd-density", "beffroi.camera.v1", "density", 5.0, "critical"),
     ]
 
 
@@ -132,7 +117,7 @@ class WorkerSettings(_Section):
     group: str = "beffroi-analytics"
     batch_size: int = Field(default=2000, ge=1)
     poll_timeout_s: float = Field(default=0.5, gt=0)
-    rules: list[ThresholdRule] = Field(default_factory=_default_rules)
+    rules: list[RuleConfig] = Field(default_factory=_default_rules)
 
 
 class ApiSettings(_Section):
@@ -167,17 +152,17 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _FileSource(settings_cls)
 
 
-_file_data: ContextVar[dict[str, Any]] = ContextVar("beffroi_settings_file", default={})
+_file_data: ContextVar[dict[str, Any] | None] = ContextVar("beffroi_settings_file", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """The settings file, below the environment and explicit values."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return _file_data.get().get(field_name), field_name, False
+        return (_file_data.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_file_data.get())
+        return dict(_file_data.get() or {})
 
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,10 @@ from pydantic import BaseModel
 from analytics.rules import threshold
 from analytics.rules.base import Rule
 
+# The config union that settings validate; with a second plugin it becomes
+# Annotated[ThresholdConfig | OtherConfig, Field(discriminator="type")].
+RuleConfig = threshold.ThresholdConfig
+
 RULES: Mapping[str, tuple[type[BaseModel], Callable[[Any], Rule]]] = {
     threshold.KEY: (threshold.ThresholdConfig, threshold.ThresholdRule),
 }
