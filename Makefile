@@ -10,7 +10,7 @@ export BEFFROI_STATE_DIR ?= $(HOME)/.local/state/beffroi
 PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: help venv demo test lint typecheck stack-up stack-down stack-status bench
+.PHONY: help venv demo test lint typecheck stack-up stack-down stack-status browser bench
 
 help:
 	@echo "make demo   - run the embedded platform (in-memory bus + SQLite) and serve the API on localhost"
@@ -30,6 +30,9 @@ demo: venv
 stack-up: venv
 	deploy/local/up
 
+browser:
+	deploy/local/browser
+
 stack-down:
 	deploy/local/down
 
@@ -43,7 +46,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: venv stack-up lint typecheck
+test: venv stack-up browser lint typecheck
 	source $(BEFFROI_STATE_DIR)/stack.env && $(PY) -m pytest
 
 bench: venv stack-up

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.bus",
     "tests.fixtures.store",
+    "tests.fixtures.api",
 ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routers import alerts, health
+from api.map import page as map_page
+from api.routers import alerts, health, sites
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     alerts.router,
+    sites.router,
+    map_page.router,
 )

@@ -1,0 +1,40 @@
+"""GET /map: the live map page for control-room operators; `/` leads to it.
+
+The page and its assets (plain JS, Leaflet vendored under static/vendor) are files of this
+package, served as they are: no build step, nothing fetched from the internet, no tile server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# the page loads only its own files, and talks only to this API
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+
+router = APIRouter(tags=["map"])
+router.mount("/map/static", StaticFiles(directory=STATIC_DIR), name="map-static")
+
+
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    # relative, so that it still works behind a reverse proxy that serves the API under a prefix
+    return RedirectResponse("map", status_code=307)
+
+
+@router.get("/map", response_class=FileResponse, summary="The live map page (HTML)")
+def live_map() -> FileResponse:
+    """Zones of a site coloured by their open alerts, devices, and the alert list, updated live."""
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY},
+    )

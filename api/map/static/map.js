@@ -1,0 +1,750 @@
+/* Beffroi live map: zones coloured by their open alerts, devices, the alert list, live over SSE.
+ *
+ * Data: GET sites (selector), GET sites/{id} (GeoJSON zones, exits, devices), GET sites/{id}/alerts
+ * (the list, and the open alerts that colour the zones), and the EventSource sites/{id}/alerts/stream.
+ * The stream is opened first and the snapshot read on each (re)connection, merged by alert_id, so
+ * that no alert raised in between is missed and none is counted twice. Plain JS, no build step;
+ * text from the API is only ever set with textContent.
+ */
+(function () {
+  "use strict";
+
+  const SEVERITY_RANK = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
+  const COLOURS = {
+    calm: "#3fa796",
+    critical: "#ff4d4f",
+    high: "#ff7a3d",
+    medium: "#ffa62b",
+    low: "#f2cc4d",
+    info: "#58a6ff",
+    device: "#c9d1d9",
+    highlight: "#ffffff",
+  };
+  const OPEN_STATUSES = ["new", "acknowledged", "in_progress"];
+  const LIST_LIMIT = 200; // newest alerts in the list
+  const OPEN_LIMIT = 1000; // open alerts read per status to colour the zones
+  const SITES_REFRESH_MS = 30000;
+  const STREAM_RETRY_MS = 5000;
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    select: $("site-select"),
+    facts: $("site-facts"),
+    live: $("live-status"),
+    liveText: document.querySelector("#live-status .live-text"),
+    list: $("alert-list"),
+    empty: $("alerts-empty"),
+    count: $("alerts-count"),
+    banner: $("banner"),
+    announcer: $("announcer"),
+  };
+
+  const state = {
+    generation: 0,
+    site: null,
+    zones: new Map(), // id -> {feature, layer, label, labelCount, bounds}
+    devices: new Map(), // id -> {device, layer}
+    alerts: new Map(), // listed alerts, id -> alert
+    open: new Map(), // open alerts (any age), id -> alert
+    items: new Map(), // id -> <li>
+    selected: null,
+    stream: null,
+    retry: null,
+    renderPending: false,
+    fresh: new Set(), // ids that came live since the last render
+    spread: [], // devices drawn around a shared point: {layer, base, angle, ringPx}
+  };
+
+  // --- the map: no tiles (no internet in a control room), a reference grid and a scale ----------
+  const map = L.map("map", {
+    zoomSnap: 0.25,
+    zoomDelta: 0.5,
+    minZoom: 3,
+    maxZoom: 21,
+    attributionControl: false,
+    fadeAnimation: false, // grid tiles of a former zoom are dropped at once
+    keyboard: true,
+  });
+  L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
+  const Grid = L.GridLayer.extend({
+    createTile: function () {
+      const size = this.getTileSize();
+      const tile = document.createElement("canvas");
+      tile.width = size.x;
+      tile.height = size.y;
+      const ctx = tile.getContext("2d");
+      ctx.strokeStyle = "rgba(154, 167, 180, 0.10)";
+      ctx.lineWidth = 1;
+      ctx.strokeRect(0.5, 0.5, size.x, size.y);
+      return tile;
+    },
+  });
+  const grid = new Grid({ tileSize: 96, maxZoom: 21, minZoom: 3 }); // added once a site is in view
+  // devices and exits above the zones, whatever a highlighted zone brings to its front
+  map.createPane("devices").style.zIndex = 450;
+  map.createPane("exits").style.zIndex = 610;
+  const deviceRenderer = L.svg({ pane: "devices" });
+  const zoneLayer = L.layerGroup().addTo(map);
+  const labelLayer = L.layerGroup().addTo(map);
+  const exitLayer = L.layerGroup().addTo(map);
+  const deviceLayer = L.layerGroup().addTo(map);
+  map.setView([48.8566, 2.3522], 13); // until a site is shown
+
+  // --- helpers ----------------------------------------------------------------------------------
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  async function getJSON(path) {
+    const response = await fetch(path, { headers: { Accept: "application/json" } });
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!response.ok) {
+      const reason = body && body.reason ? body.reason : response.statusText;
+      throw new Error(`${path}: ${response.status} ${reason}`);
+    }
+    return body;
+  }
+
+  function showBanner(text) {
+    ui.banner.textContent = text;
+    ui.banner.hidden = !text;
+  }
+
+  function setLive(mode, text) {
+    ui.live.dataset.state = mode;
+    ui.liveText.textContent = text;
+  }
+
+  function isOpen(alert) {
+    return OPEN_STATUSES.includes(alert.status);
+  }
+
+  function worse(a, b) {
+    if (!a) return b;
+    if (!b) return a;
+    return SEVERITY_RANK[a] >= SEVERITY_RANK[b] ? a : b;
+  }
+
+  function newestFirst(a, b) {
+    const ta = Date.parse(a.raised_at);
+    const tb = Date.parse(b.raised_at);
+    if (ta !== tb) return tb - ta;
+    return a.alert_id < b.alert_id ? 1 : a.alert_id > b.alert_id ? -1 : 0;
+  }
+
+  const timeOnly = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+  });
+  const dateAndTime = new Intl.DateTimeFormat(undefined, {
+    day: "2-digit",
+    month: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+  });
+
+  function formatTime(iso) {
+    const when = new Date(iso);
+    const sameDay = when.toDateString() === new Date().toDateString();
+    return (sameDay ? timeOnly : dateAndTime).format(when);
+  }
+
+  function zoneOf(alert) {
+    if (alert.zone_id && state.zones.has(alert.zone_id)) return alert.zone_id;
+    const device = alert.device_id && state.devices.get(alert.device_id);
+    return device && device.device.zone ? device.device.zone : null;
+  }
+
+  function zoneName(zoneId) {
+    const zone = state.zones.get(zoneId);
+    return zone ? zone.feature.properties.name : zoneId;
+  }
+
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  // --- sites --------------------------------------------------------------------------------------
+  function siteFromHash() {
+    const match = /(?:^|[#&])site=([^&]+)/.exec(window.location.hash);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  function optionText(site) {
+    const open = state.site && site.id === state.site.id ? state.open.size : site.open_alerts;
+    return `${site.name}${open ? ` — ${open} open` : ""}`;
+  }
+
+  function fillSelector(list) {
+    const options = [...ui.select.options];
+    const same = options.length === list.sites.length && options.every((o, i) => o.value === list.sites[i].id);
+    if (same) {
+      // texts only: rebuilding would close the list under an operator's pointer
+      list.sites.forEach((site, i) => (options[i].textContent = optionText(site)));
+    } else {
+      const current = ui.select.value;
+      ui.select.replaceChildren();
+      for (const site of list.sites) {
+        const option = el("option", null, optionText(site));
+        option.value = site.id;
+        ui.select.appendChild(option);
+      }
+      if (current) ui.select.value = current;
+    }
+    ui.select.disabled = list.sites.length === 0;
+  }
+
+  async function loadSites() {
+    let list;
+    try {
+      list = await getJSON("sites");
+    } catch (err) {
+      showBanner(`Cannot read the sites (${err.message}); trying again.`);
+      setLive("offline", "offline");
+      window.setTimeout(loadSites, STREAM_RETRY_MS);
+      return;
+    }
+    if (list.sites.length === 0) {
+      fillSelector(list);
+      showBanner("This API has no venue (settings.venue is not set): there is nothing to map.");
+      setLive("offline", "no venue");
+      return;
+    }
+    fillSelector(list);
+    const wanted = siteFromHash();
+    const first = list.sites.some((s) => s.id === wanted) ? wanted : list.sites[0].id;
+    ui.select.value = first;
+    window.setInterval(refreshSites, SITES_REFRESH_MS);
+    await showSite(first);
+  }
+
+  async function refreshSites() {
+    try {
+      fillSelector(await getJSON("sites"));
+    } catch (_) {
+      /* the stream status already tells the operator */
+    }
+  }
+
+  function clearSite() {
+    closeStream();
+    zoneLayer.clearLayers();
+    labelLayer.clearLayers();
+    exitLayer.clearLayers();
+    deviceLayer.clearLayers();
+    state.zones.clear();
+    state.devices.clear();
+    state.alerts.clear();
+    state.open.clear();
+    state.items.clear();
+    state.selected = null;
+    state.spread = [];
+    ui.list.replaceChildren();
+    ui.count.textContent = "";
+    ui.empty.hidden = true;
+  }
+
+  async function showSite(siteId) {
+    const generation = ++state.generation;
+    clearSite();
+    showBanner("");
+    setLive("connecting", "connecting…");
+    let site;
+    try {
+      site = await getJSON(`sites/${encodeURIComponent(siteId)}`);
+    } catch (err) {
+      if (generation !== state.generation) return;
+      showBanner(`Cannot read site ${siteId} (${err.message}); trying again.`);
+      setLive("offline", "offline");
+      state.retry = window.setTimeout(() => {
+        if (generation === state.generation) showSite(siteId);
+      }, STREAM_RETRY_MS);
+      return;
+    }
+    if (generation !== state.generation) return;
+    state.site = site;
+    if (window.location.hash !== `#site=${encodeURIComponent(siteId)}`) {
+      window.history.replaceState(null, "", `#site=${encodeURIComponent(siteId)}`);
+    }
+    document.title = `Beffroi · ${site.name}`;
+    map.getContainer().setAttribute("aria-label", `Map of ${site.name}: zones coloured by their open alerts`);
+    drawZones(site);
+    drawExits(site);
+    drawDevices(site);
+    fitSite(site);
+    renderFacts();
+    openStream(siteId, generation);
+  }
+
+  // --- drawing ------------------------------------------------------------------------------------
+  function zoneStyle(severity, highlighted) {
+    const colour = severity ? COLOURS[severity] : COLOURS.calm;
+    return {
+      color: highlighted ? COLOURS.highlight : colour,
+      weight: highlighted ? 4 : severity ? 2.5 : 1.5,
+      opacity: 0.95,
+      fillColor: colour,
+      fillOpacity: severity ? (SEVERITY_RANK[severity] >= 3 ? 0.5 : 0.4) : 0.16,
+      dashArray: highlighted ? "8 4" : null,
+    };
+  }
+
+  function zoneTip(zoneId) {
+    const zone = state.zones.get(zoneId);
+    const p = zone.feature.properties;
+    const box = el("div");
+    box.appendChild(el("div", "tip-title", p.name));
+    box.appendChild(el("div", "tip-line", `${p.kind} · ${Math.round(p.area_m2).toLocaleString()} m² · capacity ${p.capacity.toLocaleString()}`));
+    const open = zone.open || 0;
+    box.appendChild(el("div", "tip-line", open ? `${plural(open, "open alert")}, worst ${zone.severity}` : "no open alert"));
+    return box;
+  }
+
+  function drawZones(site) {
+    for (const feature of site.zones.features) {
+      const zoneId = feature.id;
+      const layer = L.geoJSON(feature, {
+        style: () => Object.assign({ className: "zone" }, zoneStyle(null, false)),
+      });
+      const path = layer.getLayers()[0];
+      path.bindTooltip(() => zoneTip(zoneId), { sticky: true, className: "map-tip" });
+      path.on("click", () => selectNewestOf(zoneId));
+      zoneLayer.addLayer(layer);
+      const labelBox = el("div");
+      labelBox.appendChild(el("span", null, feature.properties.name));
+      const labelCount = el("span", "zone-label-count", "");
+      labelBox.appendChild(labelCount);
+      const c = feature.properties.centroid;
+      const label = L.tooltip({ permanent: true, direction: "center", className: "zone-label", interactive: false })
+        .setLatLng([c.lat, c.lon])
+        .setContent(labelBox);
+      state.zones.set(zoneId, { feature, path, label, labelCount, bounds: path.getBounds(), open: 0, severity: null });
+      const element = path.getElement();
+      if (element) {
+        element.dataset.zone = zoneId;
+        element.dataset.severity = "none";
+        element.setAttribute("aria-label", feature.properties.name);
+      }
+    }
+  }
+
+  function drawExits(site) {
+    for (const exit of site.exits) {
+      if (!exit.position) continue;
+      const marker = L.marker([exit.position.lat, exit.position.lon], {
+        pane: "exits",
+        keyboard: false,
+        icon: L.divIcon({ className: "exit-marker", iconSize: [9, 9] }),
+      });
+      const box = el("div");
+      box.appendChild(el("div", "tip-title", exit.name));
+      box.appendChild(el("div", "tip-line", `${exit.kind} · ${exit.width_m} m · ${Math.round(exit.capacity_per_min)} persons/min`));
+      marker.bindTooltip(box, { className: "map-tip", direction: "top" });
+      exitLayer.addLayer(marker);
+    }
+  }
+
+  function deviceStyle(severity, highlighted) {
+    return {
+      radius: highlighted ? 9 : 5.5,
+      color: highlighted ? COLOURS.highlight : "#0d1117",
+      weight: highlighted ? 3 : 1.5,
+      fillColor: severity ? COLOURS[severity] : COLOURS.device,
+      fillOpacity: 1,
+    };
+  }
+
+  function drawDevices(site) {
+    // devices placed on one point (a zone's centre) are spread on a ring of fixed size on screen
+    const groups = new Map();
+    for (const device of site.devices) {
+      if (!device.position) continue;
+      const key = `${device.position.lat.toFixed(7)},${device.position.lon.toFixed(7)}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(device);
+    }
+    state.spread = [];
+    for (const members of groups.values()) {
+      const base = L.latLng(members[0].position.lat, members[0].position.lon);
+      const ringPx = members.length > 1 ? Math.max(13, members.length * 3.2) : 0;
+      members.forEach((device, i) => {
+        const options = { className: "device", renderer: deviceRenderer, pane: "devices" };
+        const layer = L.circleMarker(base, Object.assign(options, deviceStyle(null, false)));
+        layer.bindTooltip(() => deviceTip(device.id), { className: "map-tip", direction: "bottom" });
+        layer.on("click", () => selectNewestOf(null, device.id));
+        deviceLayer.addLayer(layer);
+        state.devices.set(device.id, { device, layer, open: 0, severity: null });
+        const element = layer.getElement();
+        if (element) element.dataset.device = device.id;
+        if (ringPx) state.spread.push({ layer, base, angle: (2 * Math.PI * i) / members.length, ringPx });
+      });
+      // a zone's name moves up, off the ring of the devices at its centre
+      for (const zone of state.zones.values()) {
+        const c = zone.feature.properties.centroid;
+        if (ringPx && base.equals([c.lat, c.lon], 1e-7)) zone.label.options.offset = L.point(0, -(ringPx + 26));
+      }
+    }
+    for (const device of site.devices) {
+      if (!state.devices.has(device.id)) state.devices.set(device.id, { device, layer: null, open: 0, severity: null });
+    }
+    placeSpread();
+  }
+
+  function placeSpread() {
+    for (const s of state.spread || []) {
+      const centre = map.latLngToLayerPoint(s.base);
+      const at = centre.add(L.point(s.ringPx * Math.sin(s.angle), -s.ringPx * Math.cos(s.angle)));
+      s.layer.setLatLng(map.layerPointToLatLng(at));
+    }
+  }
+  map.on("zoomend", placeSpread);
+
+  function deviceTip(deviceId) {
+    const d = state.devices.get(deviceId);
+    const box = el("div");
+    box.appendChild(el("div", "tip-title", d.device.id));
+    const where = d.device.zone ? ` · ${zoneName(d.device.zone)}` : "";
+    box.appendChild(el("div", "tip-line", `${d.device.kind.replace(/_/g, " ")}${where}`));
+    if (d.device.placed !== "surveyed") box.appendChild(el("div", "tip-line", `position: from its ${d.device.placed}`));
+    box.appendChild(el("div", "tip-line", d.open ? `${plural(d.open, "open alert")}, worst ${d.severity}` : "no open alert"));
+    return box;
+  }
+
+  function fitSite(site) {
+    let bounds = null;
+    if (site.zones.bbox) {
+      const [w, s, e, n] = site.zones.bbox;
+      bounds = L.latLngBounds([s, w], [n, e]);
+    }
+    for (const d of site.devices) {
+      if (!d.position) continue;
+      if (bounds) bounds.extend([d.position.lat, d.position.lon]);
+      else bounds = L.latLngBounds([d.position.lat, d.position.lon], [d.position.lat, d.position.lon]);
+    }
+    map.invalidateSize();
+    if (bounds && bounds.isValid() && !bounds.getNorthEast().equals(bounds.getSouthWest())) {
+      map.fitBounds(bounds, { padding: [40, 40], animate: false });
+    } else {
+      map.setView([site.center.lat, site.center.lon], 17, { animate: false });
+    }
+    placeSpread();
+    updateLabels();
+    if (!map.hasLayer(grid)) grid.addTo(map);
+  }
+
+  // a zone's name is shown on it only where it fits
+  function updateLabels() {
+    for (const zone of state.zones.values()) {
+      const nw = map.latLngToContainerPoint(zone.bounds.getNorthWest());
+      const se = map.latLngToContainerPoint(zone.bounds.getSouthEast());
+      const fits = Math.abs(se.x - nw.x) > 70 && Math.abs(se.y - nw.y) > 26;
+      if (fits && !labelLayer.hasLayer(zone.label)) labelLayer.addLayer(zone.label);
+      if (!fits && labelLayer.hasLayer(zone.label)) labelLayer.removeLayer(zone.label);
+    }
+  }
+  map.on("zoomend", updateLabels);
+
+  // --- alerts -------------------------------------------------------------------------------------
+  function addAlert(alert, live) {
+    if (!state.site || alert.site_id !== state.site.id) return;
+    const known = state.alerts.get(alert.alert_id) || state.open.get(alert.alert_id);
+    if (known && live) return; // a snapshot already brought it: it is at least as recent
+    state.alerts.set(alert.alert_id, alert);
+    if (isOpen(alert)) state.open.set(alert.alert_id, alert);
+    else state.open.delete(alert.alert_id);
+    if (live && !known) {
+      const zoneId = zoneOf(alert);
+      const zone = zoneId && state.zones.get(zoneId);
+      const element = zone && zone.path.getElement();
+      if (element) {
+        element.classList.remove("zone-flash");
+        void element.getBoundingClientRect();
+        element.classList.add("zone-flash");
+        element.addEventListener("animationend", () => element.classList.remove("zone-flash"), { once: true });
+      }
+      if (SEVERITY_RANK[alert.severity] >= SEVERITY_RANK.high) {
+        const where = zoneId ? ` in ${zoneName(zoneId)}` : "";
+        ui.announcer.textContent = `New ${alert.severity} alert${where}: ${alert.title}`;
+      }
+      state.fresh.add(alert.alert_id);
+    }
+    scheduleRender();
+  }
+
+  async function syncAlerts(siteId, generation) {
+    const base = `sites/${encodeURIComponent(siteId)}/alerts`;
+    const knownOpen = new Set(state.open.keys());
+    try {
+      const pages = await Promise.all([
+        getJSON(`${base}?limit=${LIST_LIMIT}`),
+        ...OPEN_STATUSES.map((s) => getJSON(`${base}?status=${s}&limit=${OPEN_LIMIT}`)),
+      ]);
+      if (generation !== state.generation) return;
+      const openIds = new Set();
+      for (const page of pages.slice(1)) for (const a of page.alerts) openIds.add(a.alert_id);
+      // an alert open before this read and not open in it was resolved or closed in the meantime
+      for (const id of knownOpen) if (!openIds.has(id)) state.open.delete(id);
+      for (const page of pages) for (const a of page.alerts) addAlert(a, false);
+      scheduleRender();
+      const truncated = pages.slice(1).some((p) => p.count >= OPEN_LIMIT);
+      showBanner(truncated ? `More than ${OPEN_LIMIT} open alerts per status: zone colours count the newest only.` : "");
+    } catch (err) {
+      if (generation === state.generation) showBanner(`Cannot read the alerts: ${err.message}`);
+    }
+  }
+
+  function scheduleRender() {
+    if (state.renderPending) return;
+    state.renderPending = true;
+    window.setTimeout(() => {
+      state.renderPending = false;
+      render();
+    }, 30);
+  }
+
+  function render() {
+    renderZones();
+    renderDevices();
+    renderList();
+    renderFacts();
+  }
+
+  function renderZones() {
+    for (const zone of state.zones.values()) {
+      zone.open = 0;
+      zone.severity = null;
+    }
+    for (const d of state.devices.values()) {
+      d.open = 0;
+      d.severity = null;
+    }
+    for (const alert of state.open.values()) {
+      const zone = state.zones.get(zoneOf(alert));
+      if (zone) {
+        zone.open += 1;
+        zone.severity = worse(zone.severity, alert.severity);
+      }
+      const device = alert.device_id && state.devices.get(alert.device_id);
+      if (device) {
+        device.open += 1;
+        device.severity = worse(device.severity, alert.severity);
+      }
+    }
+    const highlighted = selectedTargets();
+    for (const [zoneId, zone] of state.zones) {
+      const on = highlighted.zone === zoneId;
+      zone.path.setStyle(zoneStyle(zone.severity, on));
+      const element = zone.path.getElement();
+      if (element) {
+        element.dataset.severity = zone.severity || "none";
+        element.dataset.open = String(zone.open);
+        element.classList.toggle("zone-highlight", on);
+        element.setAttribute("aria-label", `${zone.feature.properties.name}: ${zone.open ? plural(zone.open, "open alert") : "no open alert"}`);
+      }
+      zone.labelCount.textContent = zone.open ? plural(zone.open, "open alert") : "";
+      if (on) zone.path.bringToFront();
+    }
+  }
+
+  function renderDevices() {
+    const highlighted = selectedTargets();
+    for (const [deviceId, d] of state.devices) {
+      if (!d.layer) continue;
+      const on = highlighted.device === deviceId;
+      d.layer.setStyle(deviceStyle(d.severity, on));
+      if (on) d.layer.setRadius(9);
+      else d.layer.setRadius(5.5);
+      const element = d.layer.getElement();
+      if (element) {
+        element.dataset.severity = d.severity || "none";
+        element.classList.toggle("device-highlight", on);
+      }
+      if (on) d.layer.bringToFront();
+    }
+  }
+
+  function buildItem(alert) {
+    const li = el("li");
+    const button = el("button", "alert-item");
+    button.type = "button";
+    button.dataset.alertId = alert.alert_id;
+    li.appendChild(button);
+    fillItem(button, alert);
+    button.addEventListener("click", () => selectAlert(alert.alert_id));
+    return li;
+  }
+
+  function fillItem(button, alert) {
+    const zoneId = zoneOf(alert);
+    button.dataset.severity = alert.severity;
+    button.dataset.status = alert.status;
+    button.classList.toggle("alert-closed", !isOpen(alert));
+    const badge = el("span", `badge badge-${alert.severity}`, alert.severity);
+    const time = el("time", "alert-time", formatTime(alert.raised_at));
+    time.dateTime = alert.raised_at;
+    time.title = alert.raised_at;
+    const rule = el("span", "alert-rule", alert.rule);
+    const title = el("span", "alert-title", alert.title);
+    const where = [];
+    if (zoneId) where.push(zoneName(zoneId));
+    if (alert.device_id) where.push(alert.device_id);
+    if (alert.category === "fault") where.push("sensor fault");
+    if (alert.status !== "new") where.push(alert.status.replace("_", " "));
+    const meta = el("span", "alert-meta", where.join(" · "));
+    button.replaceChildren(badge, time, rule, title, meta);
+    button.setAttribute(
+      "aria-label",
+      `${alert.severity} alert at ${formatTime(alert.raised_at)}, rule ${alert.rule}: ${alert.title}` +
+        (where.length ? ` (${where.join(", ")})` : ""),
+    );
+    button.setAttribute("aria-pressed", String(state.selected === alert.alert_id));
+  }
+
+  function renderList() {
+    const sorted = [...state.alerts.values()].sort(newestFirst);
+    for (const old of sorted.slice(LIST_LIMIT)) {
+      state.alerts.delete(old.alert_id);
+    }
+    const shown = sorted.slice(0, LIST_LIMIT);
+    const keep = new Set(shown.map((a) => a.alert_id));
+    for (const [id, li] of state.items) {
+      if (!keep.has(id)) {
+        li.remove();
+        state.items.delete(id);
+      }
+    }
+    let previous = null;
+    for (const alert of shown) {
+      let li = state.items.get(alert.alert_id);
+      if (!li) {
+        li = buildItem(alert);
+        state.items.set(alert.alert_id, li);
+      } else {
+        fillItem(li.firstChild, alert);
+      }
+      if (state.fresh.has(alert.alert_id)) li.firstChild.classList.add("alert-new");
+      const expected = previous ? previous.nextSibling : ui.list.firstChild;
+      if (expected !== li) ui.list.insertBefore(li, expected);
+      previous = li;
+    }
+    state.fresh.clear();
+    ui.empty.hidden = shown.length > 0;
+    ui.count.textContent = `${state.open.size} open · ${shown.length} listed`;
+  }
+
+  function renderFacts() {
+    const site = state.site;
+    if (!site) return;
+    const kind = site.kind.replace(/_/g, " ");
+    const placed = site.devices.filter((d) => d.position).length;
+    ui.facts.textContent =
+      `${kind} · ${plural(site.zones.features.length, "zone")} · ${plural(site.devices.length, "device")}` +
+      (placed < site.devices.length ? ` (${placed} placed)` : "") +
+      ` · ${plural(state.open.size, "open alert")}`;
+    const option = [...ui.select.options].find((o) => o.value === site.id);
+    if (option) option.textContent = optionText(site);
+  }
+
+  // --- selection ----------------------------------------------------------------------------------
+  function selectedTargets() {
+    const alert = state.selected && (state.alerts.get(state.selected) || state.open.get(state.selected));
+    if (!alert) return { zone: null, device: null };
+    return { zone: zoneOf(alert), device: alert.device_id || null };
+  }
+
+  function selectAlert(alertId) {
+    state.selected = state.selected === alertId ? null : alertId;
+    for (const li of state.items.values()) {
+      li.firstChild.setAttribute("aria-pressed", String(li.firstChild.dataset.alertId === state.selected));
+    }
+    renderZones();
+    renderDevices();
+    const target = selectedTargets();
+    const device = target.device && state.devices.get(target.device);
+    const zone = target.zone && state.zones.get(target.zone);
+    if (device && device.layer) {
+      const at = device.layer.getLatLng();
+      if (!map.getBounds().pad(-0.1).contains(at)) map.panTo(at);
+      device.layer.openTooltip();
+    } else if (zone) {
+      if (!map.getBounds().contains(zone.bounds)) map.fitBounds(zone.bounds.pad(0.6), { maxZoom: map.getZoom() });
+      zone.path.openTooltip(zone.bounds.getCenter());
+    }
+  }
+
+  function selectNewestOf(zoneId, deviceId) {
+    const candidates = [...state.open.values()]
+      .filter((a) => (zoneId ? zoneOf(a) === zoneId : a.device_id === deviceId))
+      .sort(newestFirst);
+    if (candidates.length === 0) return;
+    const id = candidates[0].alert_id;
+    if (state.selected !== id) selectAlert(id);
+    const li = state.items.get(id);
+    if (li) li.firstChild.scrollIntoView({ block: "nearest" });
+  }
+
+  // --- live stream ----------------------------------------------------------------------------------
+  function closeStream() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    if (state.retry) window.clearTimeout(state.retry);
+    state.retry = null;
+  }
+
+  function openStream(siteId, generation) {
+    const source = new EventSource(`sites/${encodeURIComponent(siteId)}/alerts/stream`);
+    state.stream = source;
+    source.addEventListener("open", () => {
+      if (generation !== state.generation) return;
+      setLive("live", "live");
+      syncAlerts(siteId, generation); // after subscribing: nothing raised in between is missed
+    });
+    source.addEventListener("alert", (event) => {
+      if (generation !== state.generation) return;
+      try {
+        addAlert(JSON.parse(event.data), true);
+      } catch (err) {
+        console.warn("live map: an alert event did not parse", err);
+      }
+    });
+    source.addEventListener("error", () => {
+      if (generation !== state.generation) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // the server refused the stream (no bus, site gone): show what is stored, try again later
+        setLive("offline", "live updates unavailable — retrying");
+        syncAlerts(siteId, generation);
+        state.retry = window.setTimeout(() => {
+          if (generation === state.generation) openStream(siteId, generation);
+        }, STREAM_RETRY_MS);
+      } else {
+        setLive("reconnecting", "reconnecting…");
+      }
+    });
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------------
+  ui.select.addEventListener("change", () => showSite(ui.select.value));
+  window.addEventListener("hashchange", () => {
+    const wanted = siteFromHash();
+    if (wanted && (!state.site || wanted !== state.site.id)) {
+      ui.select.value = wanted;
+      showSite(wanted);
+    }
+  });
+  window.addEventListener("resize", () => map.invalidateSize());
+
+  window.beffroiMap = { colours: COLOURS, state: state, map: map };
+  loadSites();
+})();
