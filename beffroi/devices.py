@@ -26,13 +26,17 @@ class Field:
     low: float
     high: float
     integer: bool = False
+    decimals: int = 2
 
 
 @dataclass(frozen=True)
 class KindSpec:
+    """A device kind: its Live Objects `model`, its value fields and its default reporting interval."""
+
     kind: DeviceKind
     model: str
     fields: tuple[Field, ...]
+    interval_s: float = 10.0
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -41,8 +45,8 @@ class KindSpec:
         raise KeyError(f"{self.model} has no field {name!r}")
 
 
-def _spec(kind: DeviceKind, *fields: Field) -> KindSpec:
-    return KindSpec(kind, f"beffroi.{kind.value}.v1", fields)
+def _spec(kind: DeviceKind, *fields: Field, interval_s: float = 10.0) -> KindSpec:
+    return KindSpec(kind, f"beffroi.{kind.value}.v1", fields, interval_s)
 
 
 KIND_SPECS: dict[DeviceKind, KindSpec] = {
@@ -52,19 +56,33 @@ KIND_SPECS: dict[DeviceKind, KindSpec] = {
             DeviceKind.GATE_COUNTER,
             Field("in", "persons", 0, 100_000, integer=True),
             Field("out", "persons", 0, 100_000, integer=True),
+            interval_s=10,
         ),
-        _spec(DeviceKind.ACOUSTIC, Field("dba", "dBA", 20, 140)),
-        _spec(DeviceKind.AIR_QUALITY, Field("pm25", "ug/m3", 0, 1000), Field("co", "ppm", 0, 500)),
-        _spec(DeviceKind.TEMPERATURE, Field("celsius", "degC", -30, 80)),
-        _spec(DeviceKind.PERIMETER, Field("vibration", "g", 0, 16)),
-        _spec(DeviceKind.DOOR_CONTACT, Field("open", "bool", 0, 1, integer=True)),
-        _spec(DeviceKind.PANIC_BUTTON, Field("pressed", "bool", 0, 1, integer=True)),
-        _spec(DeviceKind.PRESENCE, Field("devices", "devices", 0, 1_000_000, integer=True)),
-        _spec(DeviceKind.TELCO_CELL, Field("population", "persons", 0, 10_000_000, integer=True)),
+        _spec(DeviceKind.ACOUSTIC, Field("dba", "dBA", 20, 140, decimals=1), interval_s=5),
+        _spec(
+            DeviceKind.AIR_QUALITY,
+            Field("pm25", "ug/m3", 0, 1000, decimals=1),
+            Field("co", "ppm", 0, 500, decimals=2),
+            interval_s=10,
+        ),
+        _spec(DeviceKind.TEMPERATURE, Field("celsius", "degC", -30, 80, decimals=2), interval_s=60),
+        _spec(DeviceKind.PERIMETER, Field("vibration", "g", 0, 16, decimals=3), interval_s=5),
+        _spec(DeviceKind.DOOR_CONTACT, Field("open", "bool", 0, 1, integer=True), interval_s=30),
+        _spec(DeviceKind.PANIC_BUTTON, Field("pressed", "bool", 0, 1, integer=True), interval_s=30),
+        _spec(DeviceKind.PRESENCE, Field("devices", "devices", 0, 1_000_000, integer=True), interval_s=30),
+        # Flux Vision style: an aggregated count per cell; below the device's `min_count` the count is
+        # withheld (population 0, suppressed 1) and must not be read as an empty cell.
+        _spec(
+            DeviceKind.TELCO_CELL,
+            Field("population", "persons", 0, 10_000_000, integer=True),
+            Field("suppressed", "bool", 0, 1, integer=True),
+            interval_s=300,
+        ),
         _spec(
             DeviceKind.CAMERA,
             Field("count", "persons", 0, 100_000, integer=True),
-            Field("density", "persons/m2", 0, 12),
+            Field("density", "persons/m2", 0, 12, decimals=2),
+            interval_s=5,
         ),
     )
 }
