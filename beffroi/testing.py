@@ -254,6 +254,13 @@ def pipeline(
             p.close()
 
 
+def alert_on_every_reading(settings: Settings | None = None) -> Settings:
+    """Settings whose rules alert on every reading past their level (no hold window)."""
+    s = settings or Settings()
+    rules = [r.model_copy(update={"hold_s": 0.0}) for r in s.worker.rules]
+    return s.model_copy(update={"worker": s.worker.model_copy(update={"rules": rules})})
+
+
 # -- settings for subprocesses -----------------------------------------------------------------
 
 

@@ -23,6 +23,12 @@ class ThresholdConfig(BaseModel):
     below: float | None = None
     severity: Severity = Severity.HIGH
     category: AlertCategory = AlertCategory.INCIDENT
+    hold_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="at most one alert per device and rule per window of this length (clock-aligned); "
+        "0 alerts on every reading",
+    )
 
     @model_validator(mode="after")
     def _bound(self) -> ThresholdConfig:
@@ -42,6 +48,14 @@ class ThresholdRule:
         c = self.config
         return (c.above is not None and value > c.above) or (c.below is not None and value < c.below)
 
+    def alert_id(self, reading: Reading) -> str:
+        """Derived from the device and the hold window, so a sensor that stays over the level raises
+        one alert per window, and a redelivered reading never raises a second one."""
+        if self.config.hold_s == 0:
+            return derived_id(self.config.name, reading.message_id)
+        window = int(reading.ts.timestamp() // self.config.hold_s)
+        return derived_id(self.config.name, reading.device_id, str(window))
+
     def evaluate(self, readings: Sequence[Reading]) -> list[Alert]:
         c = self.config
         alerts: list[Alert] = []
@@ -55,7 +69,7 @@ class ThresholdRule:
             where = f"zone {r.zone_id}" if r.zone_id else f"site {r.site_id}"
             alerts.append(
                 Alert(
-                    alert_id=derived_id(c.name, r.message_id),
+                    alert_id=self.alert_id(r),
                     site_id=r.site_id,
                     zone_id=r.zone_id,
                     device_id=r.device_id,

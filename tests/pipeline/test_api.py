@@ -14,7 +14,7 @@ from beffroi.devices import DeviceKind
 from beffroi.events import AlertStatus
 from beffroi.settings import Settings
 from beffroi.sqlite_store import SqliteStore
-from beffroi.testing import reading, tiny_venue
+from beffroi.testing import alert_on_every_reading, reading, tiny_venue
 
 with warnings.catch_warnings():
     # starlette now asks for `httpx2`, which is not among our dependencies; httpx works as before
@@ -28,7 +28,7 @@ T0 = parse_iso("2024-07-26T19:30:00+00:00")
 def client(tmp_path):
     store = SqliteStore(tmp_path / "api.db")
     store.migrate()
-    panic = next(r for r in build_rules(Settings().worker.rules) if r.name == "panic-button")
+    panic = next(r for r in build_rules(alert_on_every_reading().worker.rules) if r.name == "panic-button")
     presses = [
         reading("pb-1", {"pressed": 1}, kind=DeviceKind.PANIC_BUTTON, ts=T0 + timedelta(minutes=i))
         for i in range(5)

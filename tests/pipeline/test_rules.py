@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from pydantic import ValidationError
 
@@ -21,7 +23,7 @@ def smoke(**kw) -> ThresholdRule:
 
 def test_only_readings_past_the_level_raise_an_alert():
     low, high = reading("aq-1", {"pm25": 150.0, "co": 1}), reading("aq-1", {"pm25": 150.5, "co": 1})
-    [alert] = smoke().evaluate([low, high])
+    [alert] = smoke(hold_s=0).evaluate([low, high])
     assert alert.alert_id == derived_id("smoke", high.message_id)
     assert (alert.site_id, alert.zone_id, alert.device_id) == ("site-1", "zone-1", "aq-1")
     assert alert.value == 150.5
@@ -41,6 +43,20 @@ def test_below_levels_and_severity():
     [alert] = rule.evaluate([reading("t-1", {"celsius": -3.0}), reading("t-1", {"celsius": 4.0})])
     assert alert.severity is Severity.LOW
     assert "below 0" in alert.title
+
+
+def test_a_sensor_that_stays_over_the_level_raises_one_alert_per_hold_window():
+    start = datetime(2026, 7, 26, 19, 0, tzinfo=UTC)
+    over = [
+        reading("aq-1", {"pm25": 300.0, "co": 1}, ts=start + timedelta(seconds=20 * i)) for i in range(30)
+    ]
+    other = reading("aq-2", {"pm25": 300.0, "co": 1}, ts=start)
+    alerts = smoke(hold_s=300).evaluate([*over, other])
+    by_device = {d: {a.alert_id for a in alerts if a.device_id == d} for d in ("aq-1", "aq-2")}
+    assert len(by_device["aq-1"]) == 2  # 10 minutes of readings, two 5-minute windows
+    assert len(by_device["aq-2"]) == 1
+    assert by_device["aq-1"].isdisjoint(by_device["aq-2"])
+    assert len(smoke(hold_s=0).evaluate(over)) == 30
 
 
 def test_evaluating_again_gives_the_same_alerts():

@@ -9,13 +9,13 @@ from beffroi.devices import DeviceKind
 from beffroi.events import DeadLetterReason
 from beffroi.sqlite_store import SqliteStore
 from beffroi.store import StoreError
-from beffroi.testing import pipeline
+from beffroi.testing import alert_on_every_reading, pipeline
 
 DEVICES = {"pb-1": DeviceKind.PANIC_BUTTON, "aq-1": DeviceKind.AIR_QUALITY}
 
 
 def test_an_analytics_test_reads_in_ten_lines():
-    with pipeline(DEVICES) as p:
+    with pipeline(DEVICES, settings=alert_on_every_reading()) as p:
         p.publish("pb-1", {"pressed": 1})
         p.publish("aq-1", {"pm25": 20, "co": 1})
         p.drain()
@@ -26,7 +26,7 @@ def test_an_analytics_test_reads_in_ten_lines():
 
 
 def test_a_batch_processed_twice_is_stored_once():
-    with pipeline(DEVICES) as p:
+    with pipeline(DEVICES, settings=alert_on_every_reading()) as p:
         for i in range(50):
             p.publish("aq-1", {"pm25": 100 + i * 2, "co": 1})
         p.drain()
@@ -53,7 +53,7 @@ class FailingStore(SqliteStore):
 
 
 def test_offsets_are_committed_only_after_the_store_write(tmp_path):
-    with pipeline(DEVICES) as p:
+    with pipeline(DEVICES, settings=alert_on_every_reading()) as p:
         store = FailingStore(tmp_path / "s.db")
         store.migrate()
         worker = Worker(bus=p.bus, store=store, rules=p.worker.rules, config=p.worker.config)
@@ -73,7 +73,7 @@ def test_offsets_are_committed_only_after_the_store_write(tmp_path):
 
 
 def test_a_record_that_is_not_a_reading_becomes_a_worker_dead_letter():
-    with pipeline(DEVICES) as p:
+    with pipeline(DEVICES, settings=alert_on_every_reading()) as p:
         p.bus.send(p.worker.config.readings_topic, b"\x00garbage", key=b"pb-1")
         p.publish("pb-1", {"pressed": 0})
         p.drain()
@@ -86,7 +86,7 @@ def test_a_record_that_is_not_a_reading_becomes_a_worker_dead_letter():
 
 
 def test_dead_letters_of_the_bridge_are_persisted_with_their_reason():
-    with pipeline(DEVICES) as p:
+    with pipeline(DEVICES, settings=alert_on_every_reading()) as p:
         p.send_raw("pb-1", b"{not json")
         p.send_raw("nobody", b'{"streamId": "x"}')
         p.drain()
