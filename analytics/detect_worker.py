@@ -1,0 +1,309 @@
+"""The detector worker: readings from the bus -> detector stack -> scores and alerts.
+
+One member of its own consumer group on the readings topic. Per poll: decode the readings, feed
+the `DetectEngine`, and for every tick it closes write the alerts through the `Store` (idempotent
+on their derived ids), publish them (topic `alerts`) and the per-site scores (topic `scores`),
+then `flush` the bus. Every `snapshot_every_s` it saves the engine state with the subscription's
+positions (atomically, `analytics.snapshot`), and only then commits those positions.
+
+Restart: the snapshot's state is loaded and the subscription seeks to the snapshot's positions,
+so the readings after it are replayed into exactly the state that first saw them: the same
+scores, the same alert ids. Without a snapshot file the worker starts cold from the group's
+committed offsets. Run alone with `python -m analytics.detect_worker --settings FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from analytics.detectors.engine import DetectEngine, EngineConfig, PhaseSource, TickResult
+from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
+from beffroi.bus import Bus, BusError, Subscription, TopicPartition
+from beffroi.events import Alert
+from beffroi.settings import Settings
+from beffroi.store import Store, StoreError
+from ingest.records import BadRecord, alert_record, decode_reading
+
+log = logging.getLogger(__name__)
+
+
+class DetectWorkerError(RuntimeError):
+    """A step failed; the message names it (poll, store alerts, publish, snapshot, commit...)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"detect worker step {step!r} failed: {cause}")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class DetectWorkerConfig:
+    readings_topic: str
+    scores_topic: str
+    alerts_topic: str
+    group: str = "beffroi-detectors"
+    batch_size: int = 2000
+    poll_timeout_s: float = 0.5
+    snapshot_path: Path | None = None
+    snapshot_every_s: float = 30.0
+    publish_scores: bool = True
+    max_skew_s: float = 300.0
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, snapshot_path: Path | None = None, engine: EngineConfig | None = None
+    ) -> DetectWorkerConfig:
+        return cls(
+            readings_topic=settings.kafka.topic("readings"),
+            scores_topic=settings.kafka.topic("scores"),
+            alerts_topic=settings.kafka.topic("alerts"),
+            batch_size=settings.worker.batch_size,
+            poll_timeout_s=settings.worker.poll_timeout_s,
+            snapshot_path=snapshot_path,
+            engine=engine or EngineConfig(),
+        )
+
+
+@dataclass
+class DetectStats:
+    readings: int = 0
+    bad_records: int = 0
+    ticks: int = 0
+    alerts: int = 0
+    new_alerts: int = 0
+    snapshots: int = 0
+    restored_from: str | None = None
+
+    def summary(self) -> str:
+        return (
+            f"detect worker: {self.readings} readings, {self.ticks} ticks, {self.alerts} alerts "
+            f"({self.new_alerts} new), {self.bad_records} bad records, {self.snapshots} snapshots"
+        )
+
+
+def score_record(result: TickResult) -> list[tuple[bytes, bytes]]:
+    """(key, value) records of one tick's scores: one per site, keyed by site id."""
+    out = []
+    for site in result.scores:
+        doc = {"tick": site.tick.isoformat(), "site_id": site.site_id, "streams": site.streams}
+        out.append((site.site_id.encode(), json.dumps(doc, separators=(",", ":")).encode()))
+    return out
+
+
+class DetectWorker:
+    def __init__(
+        self, *, bus: Bus, store: Store, config: DetectWorkerConfig, phases: PhaseSource | None = None
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.config = config
+        self.engine = DetectEngine(config.engine, phases=phases)
+        self.stats = DetectStats()
+        self._subscription: Subscription | None = None
+        self._stop = threading.Event()
+        self._last_snapshot = time.monotonic()
+        self._partition_ts: dict[str, float] = {}
+
+    @property
+    def subscription(self) -> Subscription:
+        if self._subscription is None:
+            self._subscription = self.bus.subscribe(self.config.group, [self.config.readings_topic])
+            self._restore(self._subscription)
+        return self._subscription
+
+    def _restore(self, sub: Subscription) -> None:
+        path = self.config.snapshot_path
+        if path is None:
+            return
+        loaded = load_snapshot(path)
+        if loaded is None:
+            return
+        arrays, meta = loaded
+        self.engine.load_state(arrays, meta["engine"])
+        self._partition_ts = {str(k): float(v) for k, v in meta.get("partition_ts", {}).items()}
+        for topic, partition, offset in meta["positions"]:
+            sub.seek(TopicPartition(topic, int(partition)), int(offset))
+        self.stats.restored_from = str(path)
+        log.info("detect worker: restored %d streams from %s", len(self.engine.table), path)
+
+    def run_once(self, *, timeout_s: float | None = None) -> int:
+        """Poll and process one batch; returns how many records it held."""
+        cfg = self.config
+        try:
+            records = self.subscription.poll(
+                cfg.batch_size, timeout=cfg.poll_timeout_s if timeout_s is None else timeout_s
+            )
+        except BusError as exc:
+            raise DetectWorkerError("poll", exc) from exc
+        readings = []
+        for record in records:
+            try:
+                r = decode_reading(record)
+            except BadRecord as exc:  # the analytics worker dead-letters it; here it is only skipped
+                self.stats.bad_records += 1
+                log.warning("%s", exc)
+                continue
+            readings.append(r)
+            if not self.engine.trusted(r):
+                continue  # a skewed sensor clock must not move the watermark
+            key = f"{record.topic}:{record.partition}"
+            t = r.ts.timestamp()
+            self._partition_ts[key] = max(self._partition_ts.get(key, t), t)
+        self.stats.readings += len(readings)
+        self._emit(self.engine.add(readings, watermark=self._watermark()))
+        if cfg.snapshot_path is not None and time.monotonic() - self._last_snapshot >= cfg.snapshot_every_s:
+            self.snapshot()
+        elif cfg.snapshot_path is None:
+            self._commit()
+        return len(records)
+
+    def _watermark(self) -> float | None:
+        """Event time up to which every partition has delivered, minus the lateness.
+
+        Partitions are tracked by the latest reading time each has delivered. One far behind the
+        newest (`max_skew_s`: silent devices) or never seen yet (an empty partition) does not
+        hold detection back longer than `max_skew_s`.
+        """
+        if not self._partition_ts:
+            return None
+        newest = max(self._partition_ts.values())
+        floor = newest - self.config.max_skew_s
+        assigned = {f"{tp.topic}:{tp.partition}" for tp in self.subscription.positions()}
+        unseen = bool(assigned - set(self._partition_ts))
+        current = [t for t in self._partition_ts.values() if t >= floor]
+        return min([*current, floor] if unseen else current) - self.config.engine.lateness_s
+
+    def drain(self) -> None:
+        """Score every buffered tick now (end of input: tests, replays)."""
+        self._emit(self.engine.flush())
+
+    def _emit(self, results: Sequence[TickResult]) -> None:
+        if not results:
+            return
+        alerts: list[Alert] = [a for r in results for a in r.alerts]
+        try:
+            new = self.store.write_alerts(alerts) if alerts else 0
+        except StoreError as exc:
+            raise DetectWorkerError("store alerts", exc) from exc
+        try:
+            for alert in alerts:
+                rec = alert_record(self.config.alerts_topic, alert)
+                self.bus.send(rec.topic, rec.value, key=rec.key, headers=rec.headers)
+            if self.config.publish_scores:
+                for result in results:
+                    for key, value in score_record(result):
+                        self.bus.send(self.config.scores_topic, value, key=key)
+            self.bus.flush()
+        except BusError as exc:
+            raise DetectWorkerError("publish", exc) from exc
+        self.stats.ticks += len(results)
+        self.stats.alerts += len(alerts)
+        self.stats.new_alerts += new
+
+    def snapshot(self) -> None:
+        """Save the engine state with the positions it corresponds to, then commit them."""
+        sub = self.subscription
+        arrays, engine_meta = self.engine.export_state()
+        positions = [
+            [tp.topic, tp.partition, offset]
+            for tp, offset in sorted(
+                sub.positions().items(), key=lambda item: (item[0].topic, item[0].partition)
+            )
+        ]
+        assert self.config.snapshot_path is not None
+        try:
+            save_snapshot(
+                self.config.snapshot_path,
+                arrays,
+                {"engine": engine_meta, "positions": positions, "partition_ts": self._partition_ts},
+            )
+        except SnapshotError as exc:
+            raise DetectWorkerError("snapshot", exc) from exc
+        self.stats.snapshots += 1
+        self._last_snapshot = time.monotonic()
+        self._commit()
+
+    def _commit(self) -> None:
+        try:
+            self.subscription.commit()
+        except BusError as exc:  # rebalanced: the records come again to their new owner
+            log.warning("detect worker: commit failed: %s", exc)
+
+    def run(self, *, summary_every_s: float = 30.0) -> None:
+        next_summary = time.monotonic() + summary_every_s
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except DetectWorkerError as exc:
+                log.error("%s; re-subscribing from the last snapshot", exc)
+                self._reset()
+                self._stop.wait(1.0)
+            if time.monotonic() >= next_summary:
+                log.info("%s", self.stats.summary())
+                next_summary = time.monotonic() + summary_every_s
+        log.info("%s", self.stats.summary())
+
+    def _reset(self) -> None:
+        """Drop the in-memory state and subscription: the next poll restores from the snapshot."""
+        self.close()
+        self.engine = DetectEngine(self.config.engine, phases=self.engine.phases)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            try:
+                self._subscription.close()
+            except BusError as exc:
+                log.warning("detect worker: closing the subscription failed: %s", exc)
+            self._subscription = None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m analytics.detect_worker`: one detector worker of its consumer group."""
+    from beffroi.bus_factory import make_bus
+    from beffroi.settings import load_settings
+    from beffroi.store_factory import make_store
+
+    parser = argparse.ArgumentParser(prog="python -m analytics.detect_worker", description=__doc__)
+    parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
+    parser.add_argument("--snapshot", type=Path, help="state snapshot file (restored at start)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings(args.settings)
+    with make_bus(settings) as bus, make_store(settings) as store:
+        store.migrate()
+        bus.ensure_topics(settings.kafka.partitions())
+        worker = DetectWorker(
+            bus=bus,
+            store=store,
+            config=DetectWorkerConfig.from_settings(settings, snapshot_path=args.snapshot),
+        )
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            worker.stop()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        try:
+            worker.run()
+        finally:
+            if worker.config.snapshot_path is not None and worker._subscription is not None:
+                worker.snapshot()
+            worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
