@@ -63,14 +63,16 @@ class DetectWorkerConfig:
     def from_settings(
         cls, settings: Settings, *, snapshot_path: Path | None = None, engine: EngineConfig | None = None
     ) -> DetectWorkerConfig:
+        det = settings.detectors
         return cls(
             readings_topic=settings.kafka.topic("readings"),
             scores_topic=settings.kafka.topic("scores"),
             alerts_topic=settings.kafka.topic("alerts"),
+            group=det.group,
             batch_size=settings.worker.batch_size,
             poll_timeout_s=settings.worker.poll_timeout_s,
-            snapshot_path=snapshot_path,
-            engine=engine or EngineConfig(),
+            snapshot_path=snapshot_path or det.snapshot_path,
+            engine=engine or det.engine,
         )
 
 
@@ -261,6 +263,15 @@ class DetectWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def shutdown(self) -> None:
+        """Snapshot the state (when a snapshot file is configured and anything was read), then close."""
+        if self.config.snapshot_path is not None and self._subscription is not None:
+            try:
+                self.snapshot()
+            except DetectWorkerError as exc:
+                log.error("%s; the next start replays from the previous snapshot", exc)
+        self.close()
+
     def close(self) -> None:
         if self._subscription is not None:
             try:
@@ -299,9 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             worker.run()
         finally:
-            if worker.config.snapshot_path is not None and worker._subscription is not None:
-                worker.snapshot()
-            worker.close()
+            worker.shutdown()
     return 0
 
 

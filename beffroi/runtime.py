@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from analytics.detect_worker import DetectWorker, DetectWorkerConfig
 from analytics.worker import Worker
 from beffroi.bus import Bus
 from beffroi.bus_factory import make_bus
@@ -248,6 +249,10 @@ def compose(
             source=source, bus=bus, devices=venue.devices, config=BridgeConfig.from_settings(settings)
         )
         services.append(LoopService("worker", worker.run, worker.stop))
+        if settings.detectors.enabled:
+            detectors = DetectWorker(bus=bus, store=store, config=DetectWorkerConfig.from_settings(settings))
+            undo.callback(detectors.shutdown)
+            services.append(LoopService("detectors", detectors.run, detectors.stop))
         services.append(LoopService("bridge", bridge.run, bridge.stop))
         if api:
             app = create_app(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from analytics.detectors.engine import EngineConfig
 from analytics.rules.registry import RuleConfig
 from analytics.rules.threshold import ThresholdConfig
 from beffroi.yamlconf import ConfigError, ConfigIssue, line_of, load_yaml
@@ -120,6 +121,17 @@ class WorkerSettings(_Section):
     rules: list[RuleConfig] = Field(default_factory=_default_rules)
 
 
+class DetectorsSettings(_Section):
+    """The streaming anomaly detectors (analytics/detect_worker.py), a consumer group of their own."""
+
+    enabled: bool = True
+    group: str = "beffroi-detectors"
+    snapshot_path: Path | None = Field(
+        default=Path("var/detectors.snapshot"), description="state snapshot, restored at start"
+    )
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -138,6 +150,7 @@ class Settings(BaseSettings):
     sqlite: SqliteSettings = SqliteSettings()
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
+    detectors: DetectorsSettings = DetectorsSettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod
