@@ -43,9 +43,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     return _LinedDict(result, lines, node.start_mark.line + 1)
@@ -70,8 +68,8 @@ class _LinedList(list[Any]):
         self.line = line
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def _plain(value: Any) -> Any:
@@ -118,7 +116,7 @@ def load_yaml(path: Path | str, text: str | None = None) -> Any:
         except OSError as exc:
             raise ConfigError(path, [ConfigIssue("<file>", None, f"cannot read: {exc.strerror}")]) from exc
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -131,9 +129,7 @@ def validate_doc(model: type[M], doc: Any, path: Path | str) -> M:
     try:
         return model.model_validate(_plain(doc), context={"source": str(path)})
     except ValidationError as exc:
-        issues = [
-            ConfigIssue(_key(err["loc"]), line_of(doc, err["loc"]), err["msg"]) for err in exc.errors()
-        ]
+        issues = [ConfigIssue(_key(err["loc"]), line_of(doc, err["loc"]), err["msg"]) for err in exc.errors()]
         raise ConfigError(path, issues) from exc
 
 
