@@ -8,6 +8,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "beffroi.commands.stack_init",
     "beffroi.commands.mqtt_provision",
     "beffroi.commands.detect",
+    "beffroi.commands.count",
+    "beffroi.commands.train_detector",
+    "beffroi.commands.train_density",
     "beffroi.commands.train",
     "beffroi.commands.eval",
 )

@@ -1,0 +1,163 @@
+"""Run camera simulators: render a venue's cameras from the crowd conditions into files and streams.
+
+`python -m simulators.camera` is the command line. Cameras can be spread over several processes
+(rendering is CPU-bound); each process serves its cameras' MJPEG streams on its own port.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulators.camera.crowd import CrowdConditions
+from simulators.camera.render import CameraRenderer, CameraScene
+from simulators.camera.sinks import DatasetSink, FrameSink, StreamSink, TruthSink, VideoFileSink
+from simulators.camera.stream import MjpegServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shifted:
+    """Conditions read `t0_s` seconds into another timeline (a scenario's ground truth)."""
+
+    base: CrowdConditions
+    t0_s: float
+
+    def density(self, zone_id: str, t_s: float) -> float:
+        return self.base.density(zone_id, self.t0_s + t_s)
+
+    def gate_flow(self, gate_id: str, t_s: float) -> float:
+        return self.base.gate_flow(gate_id, self.t0_s + t_s)
+
+
+@dataclass(frozen=True)
+class CameraRun:
+    fps: float = 5.0
+    seconds: float = 60.0
+    seed: int = 0
+    realtime: bool = False
+    out: Path | None = None  # {camera}.avi and {camera}.truth.jsonl
+    video_ext: str = ".avi"
+    dataset: Path | None = None
+    dataset_every: int = 5
+    serve_host: str = "127.0.0.1"
+    serve_port: int | None = None  # MJPEG on this port (0: any free one)
+    extra_sinks: Sequence[Callable[[str], FrameSink]] = field(default_factory=tuple)
+
+
+def _sinks(
+    scene: CameraScene, run: CameraRun, server: MjpegServer | None, shared: list[FrameSink]
+) -> list[FrameSink]:
+    cam = scene.camera
+    sinks: list[FrameSink] = []
+    if run.out is not None:
+        sinks.append(
+            VideoFileSink(
+                run.out / f"{scene.camera_id}{run.video_ext}", fps=run.fps, size=(cam.width, cam.height)
+            )
+        )
+        sinks.append(TruthSink(run.out / f"{scene.camera_id}.truth.jsonl"))
+    sinks.extend(shared)
+    if server is not None:
+        sinks.append(StreamSink(server.channel(scene.camera_id)))
+    sinks.extend(make(scene.camera_id) for make in run.extra_sinks)
+    return sinks
+
+
+def render_cameras(
+    scenes: Sequence[CameraScene],
+    conditions: CrowdConditions,
+    run: CameraRun,
+    *,
+    on_start: Callable[[MjpegServer], None] | None = None,
+) -> dict[str, int]:
+    """Render every scene for `run.seconds`; returns the frames written per camera."""
+    server = (
+        MjpegServer(host=run.serve_host, port=run.serve_port).start() if run.serve_port is not None else None
+    )
+    try:
+        renderers = [
+            CameraRenderer(s, conditions=conditions, fps=run.fps, seed=run.seed * 1009 + i)
+            for i, s in enumerate(scenes)
+        ]
+        shared: list[FrameSink] = []
+        if run.dataset is not None:
+            shared.append(DatasetSink(run.dataset, every=run.dataset_every))
+        sinks = [_sinks(s, run, server, shared) for s in scenes]
+        if server is not None:
+            for s in scenes:
+                log.info("camera %s streaming on %s", s.camera_id, server.url(s.camera_id))
+            if on_start is not None:
+                on_start(server)
+        frames = round(run.seconds * run.fps)
+        start = time.monotonic()
+        for k in range(frames):
+            for r, out in zip(renderers, sinks, strict=True):
+                image, truth = r.next_frame()
+                for sink in out:
+                    sink.write(image, truth)
+            if run.realtime:
+                delay = start + (k + 1) / run.fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        closed: set[int] = set()
+        for out in sinks:
+            for sink in out:
+                if id(sink) not in closed:
+                    sink.close()
+                    closed.add(id(sink))
+        return {s.camera_id: frames for s in scenes}
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def split(items: Sequence[CameraScene], parts: int) -> list[list[CameraScene]]:
+    parts = max(1, min(parts, len(items)))
+    return [list(items[i::parts]) for i in range(parts)]
+
+
+def render_in_processes(
+    build: Callable[[], tuple[list[CameraScene], CrowdConditions]],
+    run: CameraRun,
+    *,
+    processes: int,
+) -> None:
+    """Render in `processes` worker processes; worker i serves on `serve_port + i` (when serving).
+
+    `build` must be a picklable module-level callable that rebuilds the scenes and conditions.
+    """
+    scenes, _ = build()
+    groups = split(scenes, processes)
+    ctx = mp.get_context("spawn")
+    workers = []
+    for i, group in enumerate(groups):
+        port = None if run.serve_port is None else (run.serve_port + i if run.serve_port else 0)
+        args = (build, [s.camera_id for s in group], run, port)
+        p = ctx.Process(target=_worker, args=args, name=f"camera-sim-{i}")
+        p.start()
+        workers.append(p)
+    failed = 0
+    for p in workers:
+        p.join()
+        failed += p.exitcode != 0
+    if failed:
+        raise RuntimeError(f"{failed} camera simulator process(es) failed")
+
+
+def _worker(
+    build: Callable[[], tuple[list[CameraScene], CrowdConditions]],
+    camera_ids: list[str],
+    run: CameraRun,
+    port: int | None,
+) -> None:
+    from dataclasses import replace
+
+    scenes, conditions = build()
+    mine = [s for s in scenes if s.camera_id in set(camera_ids)]
+    render_cameras(mine, conditions, replace(run, serve_port=port))

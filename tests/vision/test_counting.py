@@ -1,0 +1,72 @@
+"""Counting on the ground with perfect boxes (the simulator's truth): the geometry, not the detector."""
+
+import numpy as np
+import pytest
+
+from analytics.vision.counting import CameraCounter, FusionConfig
+from analytics.vision.detectors.base import Detections
+from analytics.vision.view import CountingView, ViewGate, ViewZone
+
+
+def view_of(renderer, **kw):
+    scene = renderer.scene
+    zones = [ViewZone(z.id, z.polygon, z.area_m2) for z in scene.zones]
+    gates = [ViewGate(g.id, g.a, g.b, zone_in=g.to_zone, zone_out=g.from_zone) for g in scene.gates]
+    return CountingView.from_camera(scene.camera_id, scene.camera, zones=zones, gates=gates, **kw)
+
+
+def truth_boxes(truth):
+    """Perfect boxes: each person's height, centred on their feet (even where the image clips them)."""
+    rows = [(p.foot[0], p.foot[1], p.box[3] - p.box[1]) for p in truth.persons]
+    boxes = np.array([(u - 0.2 * h, v - h, u + 0.2 * h, v) for u, v, h in rows]).reshape(-1, 4)
+    return Detections(boxes=boxes, scores=np.full(len(boxes), 0.9))
+
+
+def test_feet_land_in_the_right_zone_and_density_matches(make_renderer):
+    r = make_renderer(density=1.2, seed=4, width=640, height=360)
+    cv = view_of(r, min_person_px=30)
+    counter = CameraCounter.for_view(cv, track=False)
+    _, truth = r.next_frame()
+    obs = counter.observe(0.0, truth_boxes(truth))
+    for zone_id in ("plaza", "north"):
+        feet = np.array([p.foot for p in truth.persons if p.zone == zone_id])
+        in_region = int(cv.in_region(feet).sum())
+        assert obs.zones[zone_id].detected == pytest.approx(in_region, abs=2)
+        assert obs.zones[zone_id].density == pytest.approx(1.2, rel=0.2)
+    strict = view_of(r, min_person_px=60)  # far, small people are left out of the counting region
+    assert strict.top_row > cv.top_row
+    assert strict.region_area < cv.region_area
+
+
+def test_density_map_takes_over_as_the_crowd_gets_dense(make_renderer):
+    r = make_renderer(density=1.0, seed=4, width=640, height=360)
+    cv = view_of(r)
+    fusion = FusionConfig(detect_below=0.5, density_above=1.5)
+    counter = CameraCounter.for_view(cv, fusion=fusion, track=False)
+    _, truth = r.next_frame()
+    det = truth_boxes(truth)
+    empty = np.zeros((45, 80), np.float32)
+    doubled = np.zeros((45, 80), np.float32)
+    for p in truth.persons:  # a density map that counts everyone twice
+        doubled[min(44, int(p.foot[1] / 8)), min(79, int(p.foot[0] / 8))] += 2.0
+    plain = counter.observe(0.0, det)
+    with_empty = counter.observe(0.0, det, empty)
+    with_double = counter.observe(0.0, det, doubled)
+    assert plain.zones["north"].density_weight == 0.0
+    assert 0.0 < with_empty.zones["north"].density_weight < 1.0  # 1 p/m²: halfway
+    assert with_empty.count < plain.count < with_double.count
+    assert with_double.zones["north"].density_weight == 1.0  # the map says 2 p/m²
+    assert with_double.count == pytest.approx(2 * plain.count, rel=0.1)
+
+
+def test_tracks_of_people_walking_through_the_gate_are_counted(make_renderer):
+    r = make_renderer(density=0.05, seed=8, fps=5.0, gate=True, flows={"g1": 0.4}, width=640, height=360)
+    counter = CameraCounter.for_view(view_of(r))
+    seen_in = true_in = 0
+    for k in range(150):  # 30 s
+        _, truth = r.next_frame()
+        true_in += sum(1 for g, d in truth.crossings if g == "g1" and d > 0)
+        obs = counter.observe(k / 5.0, truth_boxes(truth))
+        seen_in += sum(1 for c in obs.crossings if c.direction > 0)
+    assert true_in >= 8
+    assert seen_in == pytest.approx(true_in, abs=max(2, 0.2 * true_in))
