@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TypeVar
 
 from analytics.rules.base import Rule
@@ -28,6 +26,7 @@ from beffroi.bus import Bus, BusError, Record, Subscription
 from beffroi.clock import utcnow
 from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading
 from beffroi.settings import Settings
+from beffroi.signals import stop_on_signals
 from beffroi.store import Store, StoreError
 from ingest.records import BadRecord, alert_record, decode_dead_letter, decode_reading
 from ingest.validate import dead_letter_id
@@ -261,13 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.migrate()
         worker = Worker.from_settings(settings, bus=bus, store=store)
 
-        def _on_signal(signum: int, frame: FrameType | None) -> None:
-            worker.stop()
-
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
         try:
-            worker.run()
+            with stop_on_signals(worker.stop):
+                worker.run()
         finally:
             worker.close()
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 import time
@@ -21,12 +20,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import FrameType
 
 from beffroi.bus import Bus, BusError
 from beffroi.clock import utcnow
 from beffroi.events import DeadLetter
 from beffroi.settings import Settings
+from beffroi.signals import stop_on_signals
 from beffroi.venue import PlacedDevice
 from ingest.records import Outgoing, dead_letter_record, reading_record
 from ingest.source import Inbound, MessageSource
@@ -195,13 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     venue = load_venue_for(settings)
     bridge, closer = bridge_for_stack(settings, venue)
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        bridge.stop()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     try:
-        bridge.run()
+        with stop_on_signals(bridge.stop):
+            bridge.run()
     finally:
         closer()
     return 0

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from beffroi.settings import load_settings
+from beffroi.settings import Settings, load_settings
+from beffroi.signals import stop_on_signals
+
+if TYPE_CHECKING:
+    from beffroi.runtime import Runtime
+    from beffroi.venue import Venue
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -38,12 +41,11 @@ def _handle(args: argparse.Namespace) -> int:
 
     runtime = compose(settings, venue=venue, demo=args.demo, demo_rate_hz=args.rate)
     done = threading.Event()
+    with stop_on_signals(done.set):
+        return _serve(runtime, settings=settings, venue=venue, demo=args.demo, done=done)
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+def _serve(runtime: Runtime, *, settings: Settings, venue: Venue, demo: bool, done: threading.Event) -> int:
     try:
         runtime.start()
     except RuntimeError as exc:
@@ -54,7 +56,7 @@ def _handle(args: argparse.Namespace) -> int:
         site = venue.sites[0].id
         print(
             f"beffroi running in {settings.mode} mode on venue {venue.id!r}"
-            f"{' with the demo sensors' if args.demo else ''}.\n"
+            f"{' with the demo sensors' if demo else ''}.\n"
             f"  curl {base}/sites/{site}/alerts\n"
             f"  curl -N {base}/sites/{site}/alerts/stream\n"
             f"  curl {base}/health\n"
