@@ -71,6 +71,12 @@ def create_app(
         title="Beffroi operator API",
         version="0.1.0",
         summary="Alerts of the event-security platform, stored and live.",
+        description=(
+            "Operators list a site's alerts, follow new ones live, and move each through its "
+            "lifecycle (new, acknowledged, in progress, resolved, closed) with an audit trail.\n\n"
+            "There is no authentication system yet: an action names its operator in its body, "
+            "recorded as given."
+        ),
         lifespan=lifespan,
     )
     install_error_handlers(app)

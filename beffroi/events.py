@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from beffroi.clock import ensure_aware
 
@@ -105,6 +105,94 @@ class Alert(BaseModel):
     detail: str = ""
     value: float | None = None
     source_ids: tuple[str, ...] = ()
+
+
+OPEN_ALERT_STATUSES: frozenset[AlertStatus] = frozenset(
+    {AlertStatus.NEW, AlertStatus.ACKNOWLEDGED, AlertStatus.IN_PROGRESS}
+)
+"""An alert is open until it is resolved or closed: only open alerts colour the map."""
+
+
+class AlertAction(StrEnum):
+    """What an operator does to an alert (the lifecycle's transitions are in beffroi/store.py)."""
+
+    ACKNOWLEDGE = "acknowledge"
+    START = "start"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    COMMENT = "comment"
+
+
+def _printable(text: str, *, what: str, newlines: bool) -> str:
+    allowed = "\n\t" if newlines else ""
+    if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in text):
+        raise ValueError(f"{what} must not hold control characters")
+    return text
+
+
+def _operator_name(text: str) -> str:
+    name = _printable(text.strip(), what="operator", newlines=False)
+    if not name:
+        raise ValueError("operator must not be blank")
+    return name
+
+
+OperatorName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, description="who acts (free text until an auth system exists)"),
+    AfterValidator(_operator_name),
+]
+
+
+class OperatorAction(BaseModel):
+    """An operator's action on an alert. `expected_status`, when given, makes the action apply only
+    if the alert is still in that status (what the operator saw), so that a stale screen cannot
+    overwrite a colleague's decision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: AlertAction
+    operator: OperatorName
+    comment: Annotated[
+        str | None,
+        Field(max_length=2000),
+        AfterValidator(lambda v: _printable(v, what="comment", newlines=True) if v is not None else v),
+    ] = None
+    expected_status: AlertStatus | None = None
+
+    @model_validator(mode="after")
+    def _comment_has_text(self) -> OperatorAction:
+        if self.action is AlertAction.COMMENT and not (self.comment or "").strip():
+            raise ValueError("a comment action needs a non-empty comment")
+        return self
+
+
+class AuditEntry(BaseModel):
+    """One operator action as recorded in an alert's audit trail (for a comment, from = to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq: int
+    alert_id: str
+    at: AwareDatetime
+    operator: str
+    action: AlertAction
+    from_status: AlertStatus
+    to_status: AlertStatus
+    comment: str | None = None
+
+
+class AlertCase(BaseModel):
+    """An alert as the control room handles it: its current status (in `alert`), its owner, and
+    its audit trail, oldest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert: Alert
+    owner: str | None = None
+    updated_at: AwareDatetime | None = None
+    """When an operator last acted on it (None: nobody has yet)."""
+    history: tuple[AuditEntry, ...] = ()
 
 
 class DeadLetterReason(StrEnum):

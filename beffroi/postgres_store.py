@@ -20,11 +20,32 @@ from psycopg import errors, sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from beffroi.clock import utcnow
-from beffroi.events import Alert, AlertStatus, DeadLetter, DeadLetterReason, LatLon, Reading
+from beffroi.clock import ensure_aware, utcnow
+from beffroi.events import (
+    Alert,
+    AlertCase,
+    AlertStatus,
+    AuditEntry,
+    DeadLetter,
+    DeadLetterReason,
+    LatLon,
+    OperatorAction,
+    Reading,
+)
 from beffroi.migrations import check_applied, migrations_for
 from beffroi.settings import PostgresSettings
-from beffroi.store import Store, StoreError, check_limit, nul_free, value_json
+from beffroi.store import (
+    Store,
+    StoreError,
+    TransitionRefused,
+    UnknownAlertError,
+    check_limit,
+    next_owner,
+    next_status,
+    nul_free,
+    open_filter,
+    value_json,
+)
 
 T = TypeVar("T")
 
@@ -47,6 +68,11 @@ _STAGED_COLUMNS: Final = (
 )
 _ALERT_COLUMNS: Final = ", ".join(Alert.model_fields)
 _DEAD_LETTER_COLUMNS: Final = ", ".join(DeadLetter.model_fields)
+_AUDIT_COLUMNS: Final = ", ".join(AuditEntry.model_fields)
+_AUDIT_INSERT: Final = (
+    "INSERT INTO alert_audit (alert_id, at, operator, action, from_status, to_status, comment) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
 _RETRYABLE: Final = (errors.DeadlockDetected, errors.SerializationFailure)
 
 
@@ -247,6 +273,7 @@ class PostgresStore(Store):
         since: datetime | None = None,
         until: datetime | None = None,
         status: AlertStatus | None = None,
+        is_open: bool | None = None,
         zone_id: str | None = None,
         limit: int = 100,
     ) -> list[Alert]:
@@ -255,6 +282,7 @@ class PostgresStore(Store):
             ("raised_at >= %s", since),
             ("raised_at < %s", until),
             ("status = %s", status.value if status is not None else None),
+            ("status = ANY(%s)", open_filter(is_open)),
             ("zone_id = %s", zone_id),
         )
         rows = self._fetch(
@@ -267,15 +295,94 @@ class PostgresStore(Store):
 
     def get_alert(self, alert_id: str) -> Alert | None:
         rows = self._fetch(
-            "get_alert", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s", [alert_id]
+            "get_alert", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s", [nul_free(alert_id)]
         )
         return Alert.model_validate(rows[0]) if rows else None
 
-    def count_alerts(self, site_id: str | None = None, *, status: AlertStatus | None = None) -> int:
+    def count_alerts(
+        self, site_id: str | None = None, *, status: AlertStatus | None = None, is_open: bool | None = None
+    ) -> int:
         where, params = _filters(
-            ("site_id = %s", site_id), ("status = %s", status.value if status is not None else None)
+            ("site_id = %s", site_id),
+            ("status = %s", status.value if status is not None else None),
+            ("status = ANY(%s)", open_filter(is_open)),
         )
         return self._count("alerts", where, params)
+
+    # -- the alert lifecycle ----------------------------------------------------------------------
+
+    def act_on_alert(
+        self, alert_id: str, action: OperatorAction, *, at: datetime | None = None
+    ) -> AuditEntry:
+        when = ensure_aware(at, what="at") if at is not None else utcnow()
+        alert_id = nul_free(alert_id)
+        comment = nul_free(action.comment) if action.comment is not None else None
+        operator = nul_free(action.operator)
+
+        def act(conn: psycopg.Connection[Any]) -> AuditEntry:
+            with conn.transaction(), conn.cursor() as cur:
+                # the row lock makes a concurrent action on this alert wait, then see our status
+                cur.execute("SELECT status, owner FROM alerts WHERE alert_id = %s FOR UPDATE", (alert_id,))
+                row = cur.fetchone()
+                if row is None:
+                    raise UnknownAlertError(f"unknown alert {alert_id!r}")
+                status, owner = AlertStatus(row[0]), row[1]
+                target = next_status(action, alert_id=alert_id, status=status, owner=owner)
+                cur.execute(
+                    "UPDATE alerts SET status = %s, owner = %s, updated_at = %s "
+                    "WHERE alert_id = %s AND status = %s",
+                    (target.value, next_owner(action, owner), when, alert_id, status.value),
+                )
+                if cur.rowcount != 1:
+                    raise TransitionRefused(
+                        f"alert {alert_id} changed while {action.action.value} was applied; try again",
+                        alert_id=alert_id,
+                        status=status,
+                        owner=owner,
+                    )
+                cur.execute(
+                    _AUDIT_INSERT + " RETURNING seq",
+                    (alert_id, when, operator, action.action.value, status.value, target.value, comment),
+                )
+                returned = cur.fetchone()
+                assert returned is not None, "INSERT ... RETURNING gives a row"
+                seq = int(returned[0])
+            return AuditEntry(
+                seq=seq,
+                alert_id=alert_id,
+                at=when,
+                operator=operator,
+                action=action.action,
+                from_status=status,
+                to_status=target,
+                comment=comment,
+            )
+
+        return self._run("act_on_alert", act)
+
+    def get_alert_case(self, alert_id: str) -> AlertCase | None:
+        alert_id = nul_free(alert_id)
+
+        def read(conn: psycopg.Connection[Any]) -> AlertCase | None:
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                # one snapshot: the history matches the status
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute(
+                    f"SELECT {_ALERT_COLUMNS}, owner, updated_at FROM alerts WHERE alert_id = %s", (alert_id,)
+                )
+                row = cur.fetchone()
+                if row is None:
+                    return None
+                cur.execute(
+                    f"SELECT {_AUDIT_COLUMNS} FROM alert_audit WHERE alert_id = %s ORDER BY seq", (alert_id,)
+                )
+                history = tuple(AuditEntry.model_validate(entry) for entry in cur.fetchall())
+            owner, updated_at = row.pop("owner"), row.pop("updated_at")
+            return AlertCase(
+                alert=Alert.model_validate(row), owner=owner, updated_at=updated_at, history=history
+            )
+
+        return self._run("get_alert_case", read)
 
     def list_readings(
         self,

@@ -20,9 +20,31 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
-from beffroi.events import Alert, AlertStatus, DeadLetter, DeadLetterReason, LatLon, Reading
+from beffroi.clock import ensure_aware, utcnow
+from beffroi.events import (
+    Alert,
+    AlertCase,
+    AlertStatus,
+    AuditEntry,
+    DeadLetter,
+    DeadLetterReason,
+    LatLon,
+    OperatorAction,
+    Reading,
+)
 from beffroi.migrations import check_applied, migrations_for, sqlite_statements
-from beffroi.store import Store, StoreError, check_limit, nul_free, value_json
+from beffroi.store import (
+    Store,
+    StoreError,
+    TransitionRefused,
+    UnknownAlertError,
+    check_limit,
+    next_owner,
+    next_status,
+    nul_free,
+    open_filter,
+    value_json,
+)
 
 T = TypeVar("T")
 
@@ -31,6 +53,11 @@ _READING_COLUMNS: Final = (
 )
 _ALERT_COLUMNS: Final = ", ".join(Alert.model_fields)
 _DEAD_LETTER_COLUMNS: Final = ", ".join(DeadLetter.model_fields)
+_AUDIT_COLUMNS: Final = ", ".join(AuditEntry.model_fields)
+_AUDIT_INSERT: Final = (
+    "INSERT INTO alert_audit (alert_id, at, operator, action, from_status, to_status, comment) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def sqlite_time(value: datetime) -> str:
@@ -166,6 +193,7 @@ class SqliteStore(Store):
         since: datetime | None = None,
         until: datetime | None = None,
         status: AlertStatus | None = None,
+        is_open: bool | None = None,
         zone_id: str | None = None,
         limit: int = 100,
     ) -> list[Alert]:
@@ -174,6 +202,7 @@ class SqliteStore(Store):
             ("raised_at >= ?", since),
             ("raised_at < ?", until),
             ("status = ?", status),
+            _status_in(open_filter(is_open)),
             ("zone_id = ?", zone_id),
         )
         rows = self._fetch(
@@ -188,9 +217,102 @@ class SqliteStore(Store):
         rows = self._fetch("get_alert", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", [alert_id])
         return _alert_from_row(rows[0]) if rows else None
 
-    def count_alerts(self, site_id: str | None = None, *, status: AlertStatus | None = None) -> int:
-        where, params = _filters(("site_id = ?", site_id), ("status = ?", status))
+    def count_alerts(
+        self, site_id: str | None = None, *, status: AlertStatus | None = None, is_open: bool | None = None
+    ) -> int:
+        where, params = _filters(
+            ("site_id = ?", site_id), ("status = ?", status), _status_in(open_filter(is_open))
+        )
         return self._count("alerts", where, params)
+
+    # -- the alert lifecycle ----------------------------------------------------------------------
+
+    def act_on_alert(
+        self, alert_id: str, action: OperatorAction, *, at: datetime | None = None
+    ) -> AuditEntry:
+        when = ensure_aware(at, what="at") if at is not None else utcnow()
+        alert_id = nul_free(alert_id)
+        comment = nul_free(action.comment) if action.comment is not None else None
+        operator = nul_free(action.operator)
+
+        def act(conn: sqlite3.Connection) -> AuditEntry:
+            with self._write(conn):  # the write lock: no other writer between the read and the update
+                row = conn.execute(
+                    "SELECT status, owner FROM alerts WHERE alert_id = ?", (alert_id,)
+                ).fetchone()
+                if row is None:
+                    raise UnknownAlertError(f"unknown alert {alert_id!r}")
+                status, owner = AlertStatus(row[0]), row[1]
+                target = next_status(action, alert_id=alert_id, status=status, owner=owner)
+                updated = conn.execute(
+                    "UPDATE alerts SET status = ?, owner = ?, updated_at = ? "
+                    "WHERE alert_id = ? AND status = ?",
+                    (target.value, next_owner(action, owner), sqlite_time(when), alert_id, status.value),
+                )
+                if updated.rowcount != 1:
+                    raise TransitionRefused(
+                        f"alert {alert_id} changed while {action.action.value} was applied; try again",
+                        alert_id=alert_id,
+                        status=status,
+                        owner=owner,
+                    )
+                inserted = conn.execute(
+                    _AUDIT_INSERT,
+                    (
+                        alert_id,
+                        sqlite_time(when),
+                        operator,
+                        action.action.value,
+                        status.value,
+                        target.value,
+                        comment,
+                    ),
+                )
+                seq = inserted.lastrowid
+            assert seq is not None
+            return AuditEntry(
+                seq=seq,
+                alert_id=alert_id,
+                at=when,
+                operator=operator,
+                action=action.action,
+                from_status=status,
+                to_status=target,
+                comment=comment,
+            )
+
+        return self._run("act_on_alert", act)
+
+    def get_alert_case(self, alert_id: str) -> AlertCase | None:
+        alert_id = nul_free(alert_id)
+
+        def read(conn: sqlite3.Connection) -> AlertCase | None:
+            conn.execute("BEGIN")  # one snapshot: the history matches the status
+            try:
+                cur = conn.execute(
+                    f"SELECT {_ALERT_COLUMNS}, owner, updated_at FROM alerts WHERE alert_id = ?", (alert_id,)
+                )
+                cur.row_factory = sqlite3.Row
+                row = cur.fetchone()
+                cur = conn.execute(
+                    f"SELECT {_AUDIT_COLUMNS} FROM alert_audit WHERE alert_id = ? ORDER BY seq", (alert_id,)
+                )
+                cur.row_factory = sqlite3.Row
+                entries = cur.fetchall()
+            finally:
+                conn.execute("COMMIT")
+            if row is None:
+                return None
+            data = dict(row)
+            owner, updated_at = data.pop("owner"), data.pop("updated_at")
+            return AlertCase(
+                alert=_alert_from_row(data),
+                owner=owner,
+                updated_at=_time(updated_at) if updated_at is not None else None,
+                history=tuple(AuditEntry.model_validate({**dict(e), "at": _time(e["at"])}) for e in entries),
+            )
+
+        return self._run("get_alert_case", read)
 
     def list_readings(
         self,
@@ -250,9 +372,23 @@ def _db_row(model: BaseModel) -> tuple[Any, ...]:
 
 
 def _filters(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
-    """AND of the conditions whose value is not None ('1' when none is)."""
-    used = [(clause, _db_value(value)) for clause, value in conditions if value is not None]
-    return " AND ".join(clause for clause, _ in used) or "1", [value for _, value in used]
+    """AND of the conditions whose value is not None ('1' when none is); a list value fills as many
+    placeholders as it has items."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in conditions:
+        if value is None:
+            continue
+        clauses.append(clause)
+        params.extend(_db_value(v) for v in (value if isinstance(value, list) else [value]))
+    return " AND ".join(clauses) or "1", params
+
+
+def _status_in(values: list[str] | None) -> tuple[str, Any]:
+    """A `status IN (...)` condition for `_filters` (no values: no condition)."""
+    if values is None:
+        return ("", None)
+    return (f"status IN ({', '.join('?' * len(values))})", values)
 
 
 def _time(text: str) -> datetime:
@@ -298,7 +434,7 @@ def _dead_letter_from_row(row: sqlite3.Row) -> DeadLetter:
     return DeadLetter.model_validate({**dict(row), "received_at": _time(row["received_at"])})
 
 
-def _alert_from_row(row: sqlite3.Row) -> Alert:
+def _alert_from_row(row: sqlite3.Row | dict[str, Any]) -> Alert:
     data = dict(row)
     data["raised_at"] = _time(data["raised_at"])
     data["source_ids"] = tuple(json.loads(data["source_ids"]))

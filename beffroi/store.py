@@ -10,6 +10,14 @@ Contract, shared by both backends and checked by tests/contract/test_store_contr
 - NUL characters in text fields, which PostgreSQL cannot hold, are stored as U+FFFD in both backends,
   so that one odd message can never block a worker (dead-letter payloads keep their exact bytes).
 - Reads return validated models with UTC datetimes. Listings are ordered and bounded by `limit`.
+- Operators move an alert through its lifecycle with `act_on_alert` (table `TRANSITIONS`): the
+  alert's status and owner change and one audit entry is written, in one transaction. The status
+  change is conditional on the status that was validated (a row lock in PostgreSQL, the write lock
+  in SQLite, then `UPDATE ... WHERE status = <seen>`), so of two operators racing on conflicting
+  actions exactly one wins and the other gets `TransitionRefused`. Repeating an action whose status
+  the alert already has (acknowledging an acknowledged alert) is refused too, naming who holds it:
+  it is a 409 for the API, never a silent success, so an operator learns a colleague got there first.
+  Workers' `write_alerts` of a known alert_id leaves status, owner and history untouched.
 - `migrate()` applies the versioned migrations of `beffroi/migrations/`; it is safe to call at every
   start, from several processes at once. Instances are safe to share between threads.
 """
@@ -22,13 +30,94 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
-from beffroi.events import Alert, AlertStatus, DeadLetter, DeadLetterReason, Reading
+from beffroi.events import (
+    OPEN_ALERT_STATUSES,
+    Alert,
+    AlertAction,
+    AlertCase,
+    AlertStatus,
+    AuditEntry,
+    DeadLetter,
+    DeadLetterReason,
+    OperatorAction,
+    Reading,
+)
 
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the table or step."""
+
+
+class UnknownAlertError(LookupError):
+    """No alert has this id."""
+
+
+class TransitionRefused(ValueError):
+    """The action does not apply to the alert in its current status; `str()` says why."""
+
+    def __init__(self, reason: str, *, alert_id: str, status: AlertStatus, owner: str | None) -> None:
+        super().__init__(reason)
+        self.alert_id = alert_id
+        self.status = status
+        self.owner = owner
+
+
+_ANY_STATUS: Final = frozenset(AlertStatus)
+
+TRANSITIONS: Final[Mapping[AlertAction, tuple[frozenset[AlertStatus], AlertStatus | None]]] = {
+    AlertAction.ACKNOWLEDGE: (frozenset({AlertStatus.NEW}), AlertStatus.ACKNOWLEDGED),
+    AlertAction.START: (frozenset({AlertStatus.NEW, AlertStatus.ACKNOWLEDGED}), AlertStatus.IN_PROGRESS),
+    AlertAction.RESOLVE: (OPEN_ALERT_STATUSES, AlertStatus.RESOLVED),
+    AlertAction.CLOSE: (frozenset({AlertStatus.RESOLVED}), AlertStatus.CLOSED),
+    AlertAction.COMMENT: (_ANY_STATUS, None),  # None: the status stays as it is
+}
+"""action -> (the statuses it applies to, the status it leads to)."""
+
+
+def next_status(
+    action: OperatorAction, *, alert_id: str, status: AlertStatus, owner: str | None
+) -> AlertStatus:
+    """The status `action` moves an alert in `status` to; raises TransitionRefused when it does not
+    apply (or when the alert is no longer in `action.expected_status`)."""
+    held = f" (owner: {owner})" if owner else ""
+    if action.expected_status is not None and action.expected_status is not status:
+        raise TransitionRefused(
+            f"alert {alert_id} is {status.value}{held}, not {action.expected_status.value} as expected",
+            alert_id=alert_id,
+            status=status,
+            owner=owner,
+        )
+    applies_to, target = TRANSITIONS[action.action]
+    if status not in applies_to:
+        if target is status:
+            reason = f"alert {alert_id} is already {status.value}{held}"
+        else:
+            allowed = ", ".join(sorted(s.value for s in applies_to))
+            reason = (
+                f"cannot {action.action.value} alert {alert_id}: it is {status.value}{held}, "
+                f"and {action.action.value} applies to {allowed} alerts"
+            )
+        raise TransitionRefused(reason, alert_id=alert_id, status=status, owner=owner)
+    return status if target is None else target
+
+
+def next_owner(action: OperatorAction, owner: str | None) -> str | None:
+    """Acknowledging or starting takes the alert in hand; resolving an unowned alert does too."""
+    if action.action in (AlertAction.ACKNOWLEDGE, AlertAction.START):
+        return action.operator
+    if action.action is AlertAction.RESOLVE and owner is None:
+        return action.operator
+    return owner
+
+
+def open_filter(is_open: bool | None) -> list[str] | None:
+    """The status values that `is_open` selects (None: no filter)."""
+    if is_open is None:
+        return None
+    chosen = OPEN_ALERT_STATUSES if is_open else _ANY_STATUS - OPEN_ALERT_STATUSES
+    return sorted(s.value for s in chosen)
 
 
 def nul_free(text: str) -> str:
@@ -97,16 +186,32 @@ class Store(ABC):
         since: datetime | None = None,
         until: datetime | None = None,
         status: AlertStatus | None = None,
+        is_open: bool | None = None,
         zone_id: str | None = None,
         limit: int = 100,
     ) -> list[Alert]:
-        """Alerts of one site raised in [since, until), newest first (ties by alert_id, descending)."""
+        """Alerts of one site raised in [since, until), newest first (ties by alert_id, descending).
+        `is_open` True keeps the open ones (new, acknowledged, in progress), False the others."""
 
     @abstractmethod
     def get_alert(self, alert_id: str) -> Alert | None: ...
 
     @abstractmethod
-    def count_alerts(self, site_id: str | None = None, *, status: AlertStatus | None = None) -> int: ...
+    def count_alerts(
+        self, site_id: str | None = None, *, status: AlertStatus | None = None, is_open: bool | None = None
+    ) -> int: ...
+
+    @abstractmethod
+    def act_on_alert(
+        self, alert_id: str, action: OperatorAction, *, at: datetime | None = None
+    ) -> AuditEntry:
+        """Apply an operator's action (at `at`, default now): the alert's status and owner change and
+        the returned audit entry is written, atomically. Raises UnknownAlertError, or
+        TransitionRefused when the action does not apply to the alert's current status."""
+
+    @abstractmethod
+    def get_alert_case(self, alert_id: str) -> AlertCase | None:
+        """The alert with its owner and audit trail (oldest first); None for an unknown id."""
 
     @abstractmethod
     def list_readings(

@@ -30,11 +30,20 @@ def list_alerts(
     ] = None,
     until: Annotated[AwareDatetime | None, Query(description="raised before (ISO 8601 with zone)")] = None,
     status: Annotated[AlertStatus | None, Query()] = None,
+    is_open: Annotated[
+        bool | None,
+        Query(
+            alias="open",
+            description="true: only open alerts (new, acknowledged, in_progress); false: resolved or closed",
+        ),
+    ] = None,
     zone: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertPage:
-    """Alerts of the site, newest first."""
-    alerts = store.list_alerts(site_id, since=since, until=until, status=status, zone_id=zone, limit=limit)
+    """Alerts of the site, newest first, with their current status."""
+    alerts = store.list_alerts(
+        site_id, since=since, until=until, status=status, is_open=is_open, zone_id=zone, limit=limit
+    )
     return AlertPage(site_id=site_id, count=len(alerts), alerts=alerts)
 
 

@@ -14,14 +14,11 @@ from pydantic import BaseModel
 
 from api.deps import SiteId, StoreDep, VenueDep
 from beffroi.devices import DeviceKind
-from beffroi.events import AlertStatus, LatLon
+from beffroi.events import LatLon
 from beffroi.store import Store
 from beffroi.venue import Device, Exit, ExitKind, Site, SiteKind, Zone, ZoneKind
 
 router = APIRouter(tags=["sites"])
-
-OPEN_STATUSES = (AlertStatus.NEW, AlertStatus.ACKNOWLEDGED, AlertStatus.IN_PROGRESS)
-"""An alert is open until it is resolved or closed."""
 
 Placement = Literal["surveyed", "device", "exit", "zone", "covers"]
 Position = tuple[float, float]  # GeoJSON: [lon, lat]
@@ -109,7 +106,8 @@ class SiteDetail(BaseModel):
 
 
 def open_alert_count(store: Store, site_id: str) -> int:
-    return sum(store.count_alerts(site_id, status=s) for s in OPEN_STATUSES)
+    """Alerts of the site not yet resolved or closed (beffroi.events.OPEN_ALERT_STATUSES)."""
+    return store.count_alerts(site_id, is_open=True)
 
 
 @router.get("/sites")

@@ -1,4 +1,5 @@
-"""The live map in Debian's chromium: zones drawn, and an alert raised by the worker shows up live.
+"""The live map in Debian's chromium: zones drawn, an alert raised by the worker shows up live, and
+an operator acknowledges then resolves it from the page.
 
 The app runs over the in-memory slice of the demo venue, served by uvicorn on a free port; the
 alert takes the real path (a panic-button message through the bridge and the worker, then the bus's
@@ -87,7 +88,7 @@ def test_zones_render_and_a_raised_alert_shows_up_live(live_api, page):
     [alert] = live_api.slice.alerts("stade-demo")
     assert (alert.severity, alert.zone_id) == ("critical", "tribune-nord")
 
-    item = page.locator(f'#alert-list button[data-alert-id="{alert.alert_id}"]')
+    item = page.locator(f'#alert-list button.alert-item[data-alert-id="{alert.alert_id}"]')
     expect(item).to_be_visible(timeout=LIVE_WAIT_MS)
     expect(item.locator(".badge")).to_have_text("critical")
     expect(item.locator(".alert-rule")).to_have_text(alert.rule)
@@ -108,8 +109,10 @@ def test_zones_render_and_a_raised_alert_shows_up_live(live_api, page):
     # a second, older alert lands below the first: newest first
     live_api.slice.publish("sound-parvis", {"dba": 118.0}, ts=alert.raised_at.replace(microsecond=0))
     live_api.slice.drain()
-    expect(page.locator("#alert-list button")).to_have_count(2, timeout=LIVE_WAIT_MS)
-    expect(page.locator("#alert-list button").first).to_have_attribute("data-alert-id", alert.alert_id)
+    expect(page.locator("#alert-list button.alert-item")).to_have_count(2, timeout=LIVE_WAIT_MS)
+    expect(page.locator("#alert-list button.alert-item").first).to_have_attribute(
+        "data-alert-id", alert.alert_id
+    )
     expect(zone_path(page, "parvis")).not_to_have_attribute("fill", colours["calm"])
 
     item.click()
@@ -125,8 +128,8 @@ def test_alerts_raised_before_the_page_opened_are_read_from_the_store(live_api, 
     [alert] = live_api.slice.alerts("stade-demo")
     page.goto(f"{live_api.base_url}/map#site=nowhere")  # an unknown site falls back to the first
     expect(page).to_have_url(f"{live_api.base_url}/map#site=stade-demo")
-    expect(page.locator("#alert-list button")).to_have_count(1)
-    expect(page.locator("#alert-list button")).to_have_attribute("data-alert-id", alert.alert_id)
+    expect(page.locator("#alert-list button.alert-item")).to_have_count(1)
+    expect(page.locator("#alert-list button.alert-item")).to_have_attribute("data-alert-id", alert.alert_id)
     colours = page.evaluate("window.beffroiMap.colours")
     expect(zone_path(page, "parvis")).to_have_attribute("fill", colours[alert.severity])
     expect(zone_path(page, "parvis")).to_have_attribute("data-open", "1")
@@ -166,7 +169,52 @@ def test_the_site_selector_switches_map_list_and_stream(make_live_api, demo_venu
     live.slice.publish("panic-fz", {"pressed": 1})
     live.slice.drain()
     [here] = live.slice.alerts("fan-demo")
-    expect(page.locator("#alert-list button")).to_have_count(1, timeout=LIVE_WAIT_MS)
-    expect(page.locator("#alert-list button")).to_have_attribute("data-alert-id", here.alert_id)
+    expect(page.locator("#alert-list button.alert-item")).to_have_count(1, timeout=LIVE_WAIT_MS)
+    expect(page.locator("#alert-list button.alert-item")).to_have_attribute("data-alert-id", here.alert_id)
     expect(zone_path(page, "fz-0")).to_have_attribute("data-severity", "critical")
     expect(zone_path(page, "fz-1")).to_have_attribute("data-severity", "none")
+
+
+def test_an_operator_acknowledges_then_resolves_an_alert_and_its_zone_calms_down(live_api, page):
+    live_api.slice.publish("panic-nord", {"pressed": 1})
+    live_api.slice.drain()
+    [alert] = live_api.slice.alerts("stade-demo")
+    page.goto(f"{live_api.base_url}/map#site=stade-demo")
+    colours = page.evaluate("window.beffroiMap.colours")
+    nord = zone_path(page, "tribune-nord")
+    expect(nord).to_have_attribute("data-severity", "critical")
+    expect(page.locator("#operator-name")).to_have_text("not set")
+    item = page.locator(f'#alert-list li[data-alert-id="{alert.alert_id}"]')
+    expect(item.locator(".alert-status")).to_have_text("new")
+    expect(item.locator(".alert-actions button")).to_have_text(["Acknowledge", "Resolve"])
+
+    item.get_by_role("button", name=re.compile(r"^Acknowledge")).click()
+    dialog = page.locator("#operator-dialog")
+    expect(dialog).to_be_visible()  # asked once, before the first action
+    page.fill("#operator-input", "  Alice Martin ")
+    page.click("#operator-save")
+    expect(dialog).to_be_hidden()
+    expect(item.locator(".alert-status")).to_have_text("acknowledged · Alice Martin")
+    expect(item.locator(".alert-actions button")).to_have_text(["Start", "Resolve"])
+    expect(page.locator("#operator-name")).to_have_text("Alice Martin")
+    expect(nord).to_have_attribute("data-severity", "critical")  # acknowledged is still open
+    expect(page.locator("#alerts-count")).to_have_text("1 open · 1 listed")
+
+    item.get_by_role("button", name=re.compile(r"^Resolve")).click()  # the name is not asked again
+    expect(item.locator(".alert-status")).to_have_text("resolved · Alice Martin")
+    expect(nord).to_have_attribute("data-severity", "none")
+    expect(nord).to_have_attribute("fill", colours["calm"])
+    expect(page.locator("#alerts-count")).to_have_text("0 open · 1 listed")
+    expect(item.locator(".alert-actions button")).to_have_text(["Close"])
+    expect(dialog).to_be_hidden()
+
+    case = live_api.slice.store.get_alert_case(alert.alert_id)
+    assert [(e.operator, e.action, e.from_status, e.to_status) for e in case.history] == [
+        ("Alice Martin", "acknowledge", "new", "acknowledged"),
+        ("Alice Martin", "resolve", "acknowledged", "resolved"),
+    ]
+    # what the page shows comes from the store: a reload keeps the zone calm and the name
+    page.reload()
+    expect(item.locator(".alert-status")).to_have_text("resolved")
+    expect(zone_path(page, "tribune-nord")).to_have_attribute("data-severity", "none")
+    expect(page.locator("#operator-name")).to_have_text("Alice Martin")

@@ -11,12 +11,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from beffroi.events import AlertCategory, AlertStatus, DeadLetterReason, Severity
+from beffroi.events import (
+    AlertAction,
+    AlertCategory,
+    AlertStatus,
+    DeadLetterReason,
+    OperatorAction,
+    Severity,
+)
 from beffroi.migrations import Dialect, Migration, MigrationError, migrations_for, sqlite_statements
 from beffroi.postgres_store import PostgresStore
 from beffroi.settings import Settings, SqliteSettings
 from beffroi.sqlite_store import SqliteStore
-from beffroi.store import Store, StoreError
+from beffroi.store import Store, StoreError, TransitionRefused, UnknownAlertError
 from beffroi.store_factory import make_store
 from tests.fixtures.store import execute_raw, make_alert, make_dead_letter, make_readings
 
@@ -252,6 +259,222 @@ def test_a_limit_below_one_is_refused(store: Store):
         store.list_alerts("stade-de-france", limit=0)
     with pytest.raises(ValueError, match="limit"):
         store.list_readings("stade-de-france", limit=-1)
+
+
+# -- the alert lifecycle ----------------------------------------------------------------------------
+
+NEW, ACKED, IN_PROGRESS, RESOLVED, CLOSED = AlertStatus
+ACK, START, RESOLVE, CLOSE, COMMENT = AlertAction
+REFUSED = None
+# (status, action) -> the status it leads to, or REFUSED
+LIFECYCLE = {
+    (NEW, ACK): ACKED,
+    (NEW, START): IN_PROGRESS,
+    (NEW, RESOLVE): RESOLVED,
+    (NEW, CLOSE): REFUSED,
+    (NEW, COMMENT): NEW,
+    (ACKED, ACK): REFUSED,
+    (ACKED, START): IN_PROGRESS,
+    (ACKED, RESOLVE): RESOLVED,
+    (ACKED, CLOSE): REFUSED,
+    (ACKED, COMMENT): ACKED,
+    (IN_PROGRESS, ACK): REFUSED,
+    (IN_PROGRESS, START): REFUSED,
+    (IN_PROGRESS, RESOLVE): RESOLVED,
+    (IN_PROGRESS, CLOSE): REFUSED,
+    (IN_PROGRESS, COMMENT): IN_PROGRESS,
+    (RESOLVED, ACK): REFUSED,
+    (RESOLVED, START): REFUSED,
+    (RESOLVED, RESOLVE): REFUSED,
+    (RESOLVED, CLOSE): CLOSED,
+    (RESOLVED, COMMENT): RESOLVED,
+    (CLOSED, ACK): REFUSED,
+    (CLOSED, START): REFUSED,
+    (CLOSED, RESOLVE): REFUSED,
+    (CLOSED, CLOSE): REFUSED,
+    (CLOSED, COMMENT): CLOSED,
+}
+
+
+def act(action: AlertAction, operator: str = "alice", **fields) -> OperatorAction:
+    if action is COMMENT:
+        fields.setdefault("comment", "noted")
+    return OperatorAction(action=action, operator=operator, **fields)
+
+
+def test_an_alert_goes_through_its_lifecycle_with_an_audit_trail(store: Store):
+    alert = make_alert()
+    store.write_alerts([alert])
+    fresh = store.get_alert_case(alert.alert_id)
+    assert fresh is not None
+    assert (fresh.alert, fresh.owner, fresh.updated_at, fresh.history) == (alert, None, None, ())
+
+    t0 = datetime(2024, 7, 26, 21, 31, tzinfo=timezone(timedelta(hours=2)))
+    steps = [
+        (act(ACK), ACKED, "alice"),
+        (act(START, "bob", comment="team 3 on its way"), IN_PROGRESS, "bob"),
+        (
+            act(COMMENT, "carol", comment="smoke seen from\nthe north stand — « fumigène »"),
+            IN_PROGRESS,
+            "bob",
+        ),
+        (act(RESOLVE, "bob", comment="flare put out"), RESOLVED, "bob"),
+        (act(CLOSE, "dave"), CLOSED, "bob"),
+    ]
+    entries = []
+    for i, (action, status, owner) in enumerate(steps):
+        entry = store.act_on_alert(alert.alert_id, action, at=t0 + timedelta(minutes=i))
+        entries.append(entry)
+        assert (entry.action, entry.to_status, entry.operator) == (action.action, status, action.operator)
+        assert entry.at == t0 + timedelta(minutes=i)
+        case = store.get_alert_case(alert.alert_id)
+        assert case is not None
+        assert (case.alert.status, case.owner, case.updated_at) == (status, owner, entry.at)
+        assert case.history == tuple(entries)
+        assert store.get_alert(alert.alert_id) == alert.model_copy(update={"status": status})
+
+    assert [(e.from_status, e.to_status) for e in entries] == [
+        (NEW, ACKED),
+        (ACKED, IN_PROGRESS),
+        (IN_PROGRESS, IN_PROGRESS),
+        (IN_PROGRESS, RESOLVED),
+        (RESOLVED, CLOSED),
+    ]
+    assert entries[2].comment == "smoke seen from\nthe north stand — « fumigène »"
+    assert entries[4].comment is None
+    assert entries[0].at.tzinfo == UTC
+    assert [e.seq for e in entries] == sorted({e.seq for e in entries})
+
+
+@pytest.mark.parametrize("status", list(AlertStatus))
+def test_each_action_applies_only_to_the_statuses_of_the_lifecycle(store: Store, status: AlertStatus):
+    alerts = {action: make_alert(status=status) for action in AlertAction}
+    store.write_alerts(list(alerts.values()))
+    for action, alert in alerts.items():
+        expected = LIFECYCLE[status, action]
+        if expected is REFUSED:
+            with pytest.raises(TransitionRefused) as refused:
+                store.act_on_alert(alert.alert_id, act(action))
+            assert refused.value.status is status
+            case = store.get_alert_case(alert.alert_id)
+            assert case is not None
+            assert (case.alert.status, case.history) == (status, ()), "a refused action changes nothing"
+        else:
+            entry = store.act_on_alert(alert.alert_id, act(action))
+            assert (entry.from_status, entry.to_status) == (status, expected)
+            assert store.count_alerts(status=expected) >= 1
+
+
+def test_refusals_say_why(store: Store):
+    alert, closed = make_alert(), make_alert(status=CLOSED)
+    store.write_alerts([alert, closed])
+    store.act_on_alert(alert.alert_id, act(ACK, "alice"))
+
+    with pytest.raises(TransitionRefused, match=r"is already acknowledged \(owner: alice\)") as again:
+        store.act_on_alert(alert.alert_id, act(ACK, "bob"))
+    assert (again.value.status, again.value.owner) == (ACKED, "alice")
+    with pytest.raises(
+        TransitionRefused, match=r"cannot resolve alert .*: it is closed, and resolve applies"
+    ):
+        store.act_on_alert(closed.alert_id, act(RESOLVE))
+    with pytest.raises(TransitionRefused, match=r"is acknowledged \(owner: alice\), not new as expected"):
+        store.act_on_alert(alert.alert_id, act(RESOLVE, "bob", expected_status=NEW))
+    with pytest.raises(UnknownAlertError, match="no-such-alert"):
+        store.act_on_alert("no-such-alert", act(ACK))
+    with pytest.raises(UnknownAlertError):
+        store.act_on_alert("nul\x00id", act(ACK))
+    assert store.get_alert_case("nul\x00id") is None
+    assert store.get_alert_case("no-such-alert") is None
+
+    case = store.get_alert_case(alert.alert_id)
+    assert case is not None
+    assert (case.alert.status, case.owner, len(case.history)) == (ACKED, "alice", 1)
+    entry = store.act_on_alert(alert.alert_id, act(RESOLVE, "bob", expected_status=ACKED))
+    assert entry.to_status is RESOLVED
+
+
+def test_a_redelivered_alert_keeps_the_operators_status_owner_and_history(store: Store, open_store):
+    alert = make_alert()
+    assert store.write_alerts([alert]) == 1
+    store.act_on_alert(alert.alert_id, act(START, "alice", comment="on it"))
+    # the worker crashed before committing its offsets: the same alert (status new) comes again
+    worker = open_store()
+    assert worker.write_alerts([alert, make_alert()]) == 1
+    case = store.get_alert_case(alert.alert_id)
+    assert case is not None
+    assert (case.alert.status, case.owner) == (IN_PROGRESS, "alice")
+    assert [e.action for e in case.history] == [START]
+    assert store.list_alerts("stade-de-france", is_open=True, status=IN_PROGRESS) == [case.alert]
+
+
+def test_list_and_count_alerts_filter_open_ones(store: Store):
+    t0 = datetime(2024, 7, 26, 19, 0, tzinfo=UTC)
+    alerts = [
+        make_alert(status=status, raised_at=t0 + timedelta(minutes=i)) for i, status in enumerate(AlertStatus)
+    ]
+    store.write_alerts([*alerts, make_alert(site_id="parc-des-princes")])
+    newest_first = alerts[::-1]
+    assert store.list_alerts("stade-de-france", is_open=True) == [
+        a for a in newest_first if a.status in (NEW, ACKED, IN_PROGRESS)
+    ]
+    assert store.list_alerts("stade-de-france", is_open=False) == [
+        a for a in newest_first if a.status in (RESOLVED, CLOSED)
+    ]
+    assert store.list_alerts("stade-de-france", is_open=True, status=CLOSED) == []
+    assert store.list_alerts("stade-de-france", is_open=True, limit=1) == [alerts[2]]
+    assert store.count_alerts("stade-de-france", is_open=True) == 3
+    assert store.count_alerts(is_open=True) == 4
+    assert store.count_alerts("stade-de-france", is_open=False) == 2
+
+    store.act_on_alert(alerts[2].alert_id, act(RESOLVE))
+    assert [a.alert_id for a in store.list_alerts("stade-de-france", is_open=True)] == [
+        alerts[1].alert_id,
+        alerts[0].alert_id,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(act(ACK, "alice"), act(ACK, "bob")), (act(ACK, "alice"), act(RESOLVE, "bob", expected_status=NEW))],
+    ids=["both-acknowledge", "acknowledge-or-resolve"],
+)
+def test_of_two_operators_racing_on_conflicting_actions_exactly_one_wins(open_store, first, second):
+    alerts = [make_alert() for _ in range(12)]
+    desks = [open_store(), open_store()]  # two API processes, one connection each
+    desks[0].write_alerts(alerts)
+    outcomes: dict[str, list[str]] = {a.alert_id: [] for a in alerts}
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def operator(store: Store, action: OperatorAction) -> None:
+        for alert in alerts:
+            try:
+                barrier.wait(timeout=30)
+                store.act_on_alert(alert.alert_id, action)
+                outcomes[alert.alert_id].append(action.operator)
+            except TransitionRefused:
+                pass
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [
+        threading.Thread(target=operator, args=(desks[0], first)),
+        threading.Thread(target=operator, args=(desks[1], second)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    for alert in alerts:
+        [winner] = outcomes[alert.alert_id]
+        case = desks[1].get_alert_case(alert.alert_id)
+        assert case is not None
+        [entry] = case.history
+        assert entry.operator == winner
+        winning = first if winner == first.operator else second
+        assert case.alert.status is LIFECYCLE[NEW, winning.action]
+        assert case.owner == winner
 
 
 # -- dead letters -----------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 /* Beffroi live map: zones coloured by their open alerts, devices, the alert list, live over SSE.
  *
  * Data: GET sites (selector), GET sites/{id} (GeoJSON zones, exits, devices), GET sites/{id}/alerts
- * (the list, and the open alerts that colour the zones), and the EventSource sites/{id}/alerts/stream.
- * The stream is opened first and the snapshot read on each (re)connection, merged by alert_id, so
- * that no alert raised in between is missed and none is counted twice. Plain JS, no build step;
- * text from the API is only ever set with textContent.
+ * (the list, and with open=true the open alerts that colour the zones), and the EventSource
+ * sites/{id}/alerts/stream. The stream is opened first and the snapshot read on each (re)connection
+ * and every ALERTS_REFRESH_MS (the stream carries new alerts, not colleagues' status changes), merged
+ * by alert_id, so that no alert raised in between is missed and none is counted twice.
+ * Operators act on an alert from its list item (POST sites/{id}/alerts/{alert_id}/actions, with the
+ * status they saw as expected_status); their name is asked once and kept in localStorage.
+ * Plain JS, no build step; text from the API is only ever set with textContent.
  */
 (function () {
   "use strict";
@@ -21,9 +24,20 @@
     highlight: "#ffffff",
   };
   const OPEN_STATUSES = ["new", "acknowledged", "in_progress"];
+  // what an operator can do to an alert in each status (the API's lifecycle, beffroi/store.py)
+  const ACTIONS = {
+    new: ["acknowledge", "resolve"],
+    acknowledged: ["start", "resolve"],
+    in_progress: ["resolve"],
+    resolved: ["close"],
+    closed: [],
+  };
+  const ACTION_LABELS = { acknowledge: "Acknowledge", start: "Start", resolve: "Resolve", close: "Close" };
+  const OPERATOR_KEY = "beffroi.operator";
   const LIST_LIMIT = 200; // newest alerts in the list
-  const OPEN_LIMIT = 1000; // open alerts read per status to colour the zones
+  const OPEN_LIMIT = 1000; // open alerts read to colour the zones
   const SITES_REFRESH_MS = 30000;
+  const ALERTS_REFRESH_MS = 15000;
   const STREAM_RETRY_MS = 5000;
 
   const $ = (id) => document.getElementById(id);
@@ -37,6 +51,12 @@
     count: $("alerts-count"),
     banner: $("banner"),
     announcer: $("announcer"),
+    operatorButton: $("operator-button"),
+    operatorName: $("operator-name"),
+    dialog: $("operator-dialog"),
+    operatorForm: $("operator-form"),
+    operatorInput: $("operator-input"),
+    operatorCancel: $("operator-cancel"),
   };
 
   const state = {
@@ -50,6 +70,9 @@
     selected: null,
     stream: null,
     retry: null,
+    refresh: null, // periodic re-read of the alerts
+    owners: new Map(), // alert id -> owner, from the actions' answers
+    busy: new Set(), // alert ids with an action in flight
     renderPending: false,
     fresh: new Set(), // ids that came live since the last render
     spread: [], // devices drawn around a shared point: {layer, base, angle, ringPx}
@@ -246,8 +269,12 @@
     deviceLayer.clearLayers();
     state.zones.clear();
     state.devices.clear();
+    if (state.refresh) window.clearInterval(state.refresh);
+    state.refresh = null;
     state.alerts.clear();
     state.open.clear();
+    state.owners.clear();
+    state.busy.clear();
     state.items.clear();
     state.selected = null;
     state.spread = [];
@@ -286,6 +313,9 @@
     fitSite(site);
     renderFacts();
     openStream(siteId, generation);
+    state.refresh = window.setInterval(() => {
+      if (generation === state.generation) syncAlerts(siteId, generation);
+    }, ALERTS_REFRESH_MS);
   }
 
   // --- drawing ------------------------------------------------------------------------------------
@@ -487,19 +517,18 @@
     const base = `sites/${encodeURIComponent(siteId)}/alerts`;
     const knownOpen = new Set(state.open.keys());
     try {
-      const pages = await Promise.all([
+      const [listed, open] = await Promise.all([
         getJSON(`${base}?limit=${LIST_LIMIT}`),
-        ...OPEN_STATUSES.map((s) => getJSON(`${base}?status=${s}&limit=${OPEN_LIMIT}`)),
+        getJSON(`${base}?open=true&limit=${OPEN_LIMIT}`),
       ]);
       if (generation !== state.generation) return;
-      const openIds = new Set();
-      for (const page of pages.slice(1)) for (const a of page.alerts) openIds.add(a.alert_id);
+      const openIds = new Set(open.alerts.map((a) => a.alert_id));
       // an alert open before this read and not open in it was resolved or closed in the meantime
       for (const id of knownOpen) if (!openIds.has(id)) state.open.delete(id);
-      for (const page of pages) for (const a of page.alerts) addAlert(a, false);
+      for (const page of [listed, open]) for (const a of page.alerts) addAlert(a, false);
       scheduleRender();
-      const truncated = pages.slice(1).some((p) => p.count >= OPEN_LIMIT);
-      showBanner(truncated ? `More than ${OPEN_LIMIT} open alerts per status: zone colours count the newest only.` : "");
+      const truncated = open.count >= OPEN_LIMIT;
+      showBanner(truncated ? `More than ${OPEN_LIMIT} open alerts: zone colours count the newest only.` : "");
     } catch (err) {
       if (generation === state.generation) showBanner(`Cannot read the alerts: ${err.message}`);
     }
@@ -577,13 +606,40 @@
 
   function buildItem(alert) {
     const li = el("li");
+    li.dataset.alertId = alert.alert_id;
     const button = el("button", "alert-item");
     button.type = "button";
     button.dataset.alertId = alert.alert_id;
     li.appendChild(button);
+    const actions = el("div", "alert-actions");
+    actions.setAttribute("role", "group");
+    li.appendChild(actions);
     fillItem(button, alert);
+    fillActions(actions, alert);
     button.addEventListener("click", () => selectAlert(alert.alert_id));
     return li;
+  }
+
+  function fillActions(box, alert) {
+    const wanted = ACTIONS[alert.status] || [];
+    const busy = state.busy.has(alert.alert_id);
+    const current = [...box.children].map((b) => b.dataset.action).join(" ");
+    if (current !== wanted.join(" ")) {
+      box.replaceChildren();
+      for (const action of wanted) {
+        const button = el("button", `action action-${action}`, ACTION_LABELS[action]);
+        button.type = "button";
+        button.dataset.action = action;
+        button.addEventListener("click", () => act(alert.alert_id, action));
+        box.appendChild(button);
+      }
+    }
+    for (const button of box.children) {
+      button.disabled = busy;
+      button.setAttribute("aria-label", `${ACTION_LABELS[button.dataset.action]}: ${alert.title}`);
+    }
+    box.setAttribute("aria-label", `Actions on ${alert.title}`);
+    box.hidden = wanted.length === 0;
   }
 
   function fillItem(button, alert) {
@@ -601,8 +657,12 @@
     if (zoneId) where.push(zoneName(zoneId));
     if (alert.device_id) where.push(alert.device_id);
     if (alert.category === "fault") where.push("sensor fault");
-    if (alert.status !== "new") where.push(alert.status.replace("_", " "));
+    const owner = state.owners.get(alert.alert_id);
+    const statusText = alert.status.replace("_", " ") + (owner ? ` · ${owner}` : "");
+    const status = el("span", `alert-status status-${alert.status}`, statusText);
     const meta = el("span", "alert-meta", where.join(" · "));
+    meta.prepend(status);
+    where.unshift(statusText);
     button.replaceChildren(badge, time, rule, title, meta);
     button.setAttribute(
       "aria-label",
@@ -633,6 +693,7 @@
         state.items.set(alert.alert_id, li);
       } else {
         fillItem(li.firstChild, alert);
+        fillActions(li.lastChild, alert);
       }
       if (state.fresh.has(alert.alert_id)) li.firstChild.classList.add("alert-new");
       const expected = previous ? previous.nextSibling : ui.list.firstChild;
@@ -695,6 +756,105 @@
     if (li) li.firstChild.scrollIntoView({ block: "nearest" });
   }
 
+  // --- operator actions -----------------------------------------------------------------------------
+  function storedOperator() {
+    try {
+      return window.localStorage.getItem(OPERATOR_KEY) || "";
+    } catch (_) {
+      return "";
+    }
+  }
+
+  function showOperator() {
+    const name = storedOperator();
+    ui.operatorName.textContent = name || "not set";
+    ui.operatorButton.dataset.set = String(Boolean(name));
+  }
+
+  let pendingOperator = null; // resolves the promise of askOperator()
+
+  function askOperator() {
+    ui.operatorInput.value = storedOperator();
+    if (!ui.dialog.open) ui.dialog.showModal();
+    ui.operatorInput.focus();
+    return new Promise((resolve) => {
+      if (pendingOperator) pendingOperator("");
+      pendingOperator = resolve;
+    });
+  }
+
+  function settleOperator(name) {
+    if (ui.dialog.open) ui.dialog.close();
+    const resolve = pendingOperator;
+    pendingOperator = null;
+    if (resolve) resolve(name);
+  }
+
+  ui.operatorForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = ui.operatorInput.value.trim();
+    if (!name) return;
+    try {
+      window.localStorage.setItem(OPERATOR_KEY, name);
+    } catch (_) {
+      /* private mode: the name lasts for this page only */
+    }
+    showOperator();
+    settleOperator(name);
+  });
+  ui.operatorCancel.addEventListener("click", () => settleOperator(""));
+  ui.dialog.addEventListener("cancel", () => settleOperator(""));
+  ui.operatorButton.addEventListener("click", () => askOperator());
+
+  async function act(alertId, action) {
+    const alert = state.alerts.get(alertId) || state.open.get(alertId);
+    if (!alert || !state.site || state.busy.has(alertId)) return;
+    const operator = storedOperator() || (await askOperator());
+    if (!operator) return;
+    const siteId = state.site.id;
+    const generation = state.generation;
+    state.busy.add(alertId);
+    scheduleRender();
+    let response = null;
+    let body = null;
+    try {
+      response = await fetch(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}/actions`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ action, operator, expected_status: alert.status }),
+      });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      body = { reason: err.message };
+    }
+    state.busy.delete(alertId);
+    if (generation !== state.generation) return;
+    if (response && response.ok) {
+      applyCase(body);
+      ui.announcer.textContent = `${alert.title}: ${body.alert.status.replace("_", " ")}`;
+      showBanner("");
+    } else {
+      const reason = body && body.reason ? body.reason : response ? response.statusText : "no answer";
+      showBanner(`Cannot ${action} this alert: ${reason}`);
+      if (response && response.status === 409) {
+        // a colleague acted first: show the alert as it now is
+        try {
+          applyCase(await getJSON(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}`));
+        } catch (_) {
+          /* the next refresh will */
+        }
+      }
+    }
+    scheduleRender();
+  }
+
+  function applyCase(alertCase) {
+    const alert = alertCase.alert;
+    if (!state.site || alert.site_id !== state.site.id) return;
+    if (alertCase.owner) state.owners.set(alert.alert_id, alertCase.owner);
+    addAlert(alert, false);
+  }
+
   // --- live stream ----------------------------------------------------------------------------------
   function closeStream() {
     if (state.stream) state.stream.close();
@@ -746,5 +906,6 @@
   window.addEventListener("resize", () => map.invalidateSize());
 
   window.beffroiMap = { colours: COLOURS, state: state, map: map };
+  showOperator();
   loadSites();
 })();

@@ -1,0 +1,184 @@
+"""Operators act on alerts through the API: acknowledge, start, resolve, close, comment, with an
+audit trail; conflicts are 409s with a reason, bad bodies 422s, unknown alerts 404s, never a 5xx."""
+
+from __future__ import annotations
+
+import pytest
+
+from beffroi.events import AlertStatus
+from tests.fixtures.store import make_alert
+
+
+@pytest.fixture
+def raised(api_client, demo_slice) -> str:
+    """The id of an alert raised the real way: a panic button in Tribune nord, through the slice."""
+    demo_slice.publish("panic-nord", {"pressed": 1})
+    demo_slice.drain()
+    [alert] = demo_slice.alerts("stade-demo")
+    return alert.alert_id
+
+
+def post(client, alert_id: str, site: str = "stade-demo", **body):
+    return client.post(f"/sites/{site}/alerts/{alert_id}/actions", json=body)
+
+
+def test_acknowledge_then_resolve_leaves_an_audit_trail_and_closes_the_zone(api_client, raised):
+    url = f"/sites/stade-demo/alerts/{raised}"
+    before = api_client.get(url).json()
+    assert before["alert"]["status"] == "new"
+    assert (before["owner"], before["updated_at"], before["history"]) == (None, None, [])
+    assert [a["alert_id"] for a in api_client.get("/sites/stade-demo/alerts?open=true").json()["alerts"]] == [
+        raised
+    ]
+
+    r = post(api_client, raised, action="acknowledge", operator="  alice ")
+    assert r.status_code == 200, r.text
+    acked = r.json()
+    assert (acked["alert"]["status"], acked["owner"]) == ("acknowledged", "alice")
+    [entry] = acked["history"]
+    assert {k: entry[k] for k in ("operator", "action", "from_status", "to_status", "comment")} == {
+        "operator": "alice",
+        "action": "acknowledge",
+        "from_status": "new",
+        "to_status": "acknowledged",
+        "comment": None,
+    }
+    assert entry["at"] == acked["updated_at"]
+    assert entry["at"].endswith("Z")
+    assert api_client.get("/sites").json()["sites"][0]["open_alerts"] == 1, "acknowledged is still open"
+
+    r = post(
+        api_client,
+        raised,
+        action="resolve",
+        operator="bob",
+        comment="false alarm",
+        expected_status="acknowledged",
+    )
+    assert r.status_code == 200, r.text
+    resolved = r.json()
+    assert (resolved["alert"]["status"], resolved["owner"]) == ("resolved", "alice")
+    assert [(e["operator"], e["action"], e["comment"]) for e in resolved["history"]] == [
+        ("alice", "acknowledge", None),
+        ("bob", "resolve", "false alarm"),
+    ]
+    assert api_client.get(url).json() == resolved
+    assert api_client.get("/sites/stade-demo/alerts?open=true").json()["alerts"] == []
+    [closed] = api_client.get("/sites/stade-demo/alerts?open=false").json()["alerts"]
+    assert (closed["alert_id"], closed["status"]) == (raised, "resolved")
+    assert api_client.get("/sites/stade-demo").json()["open_alerts"] == 0
+
+
+def test_conflicting_actions_are_409_with_the_status_and_owner(api_client, raised):
+    assert post(api_client, raised, action="acknowledge", operator="alice").status_code == 200
+
+    r = post(api_client, raised, action="acknowledge", operator="bob")
+    assert r.status_code == 409
+    assert r.json() == {
+        "error": "conflict",
+        "reason": f"alert {raised} is already acknowledged (owner: alice)",
+        "status": "acknowledged",
+        "owner": "alice",
+    }
+    r = post(api_client, raised, action="close", operator="bob")
+    assert r.status_code == 409
+    assert r.json()["reason"] == (
+        f"cannot close alert {raised}: it is acknowledged (owner: alice), "
+        "and close applies to resolved alerts"
+    )
+    r = post(api_client, raised, action="start", operator="bob", expected_status="new")
+    assert r.status_code == 409
+    assert r.json()["reason"] == f"alert {raised} is acknowledged (owner: alice), not new as expected"
+
+    assert post(api_client, raised, action="resolve", operator="alice").status_code == 200
+    assert post(api_client, raised, action="close", operator="carol").status_code == 200
+    r = post(api_client, raised, action="resolve", operator="bob")
+    assert r.status_code == 409
+    assert "it is closed" in r.json()["reason"]
+    r = post(api_client, raised, action="comment", operator="bob", comment="debrief: CCTV 12 had it first")
+    assert r.status_code == 200, "a closed alert still takes comments"
+    history = r.json()["history"]
+    assert [(e["action"], e["to_status"]) for e in history] == [
+        ("acknowledge", "acknowledged"),
+        ("resolve", "resolved"),
+        ("close", "closed"),
+        ("comment", "closed"),
+    ]
+
+
+def test_unknown_alerts_and_sites_are_404(api_client, demo_slice, raised):
+    elsewhere = make_alert(site_id="elsewhere")
+    demo_slice.store.write_alerts([elsewhere])
+    for alert_id in ("no-such-alert", elsewhere.alert_id, "nul%00id"):
+        for r in (
+            api_client.get(f"/sites/stade-demo/alerts/{alert_id}"),
+            post(api_client, alert_id, action="acknowledge", operator="alice"),
+        ):
+            assert r.status_code == 404, (alert_id, r.text)
+            assert r.json()["reason"].startswith("unknown alert ")
+    r = post(api_client, raised, site="nowhere", action="acknowledge", operator="alice")
+    assert r.status_code == 404
+    assert r.json()["reason"] == "unknown site 'nowhere' (venue 'demo' has 1 sites)"
+    assert demo_slice.store.get_alert(elsewhere.alert_id).status is AlertStatus.NEW
+    r = api_client.get(f"/sites/stade-demo/alerts/{'x' * 129}")
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"action": "acknowledge"}, "body.operator: Field required"),
+        ({"action": "acknowledge", "operator": "   "}, "operator must not be blank"),
+        ({"action": "acknowledge", "operator": "al\x00ice"}, "operator must not hold control characters"),
+        ({"action": "acknowledge", "operator": "a" * 65}, "body.operator: String should have at most 64"),
+        ({"action": "escalate", "operator": "alice"}, "body.action: Input should be 'acknowledge', 'start'"),
+        ({"action": "comment", "operator": "alice"}, "a comment action needs a non-empty comment"),
+        ({"action": "comment", "operator": "alice", "comment": " \n"}, "needs a non-empty comment"),
+        (
+            {"action": "resolve", "operator": "alice", "comment": "x" * 2001},
+            "body.comment: String should have",
+        ),
+        (
+            {"action": "resolve", "operator": "alice", "expected_status": "done"},
+            "body.expected_status: Input",
+        ),
+        (
+            {"action": "resolve", "operator": "alice", "by": "radio"},
+            "body.by: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_bad_bodies_are_422_with_a_reason_and_change_nothing(api_client, raised, body, reason):
+    r = post(api_client, raised, **body)
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["reason"]
+    assert api_client.get(f"/sites/stade-demo/alerts/{raised}").json()["history"] == []
+
+
+def test_a_body_that_is_not_json_is_a_4xx_with_a_reason(api_client, raised):
+    def send(content: bytes):
+        url = f"/sites/stade-demo/alerts/{raised}/actions"
+        return api_client.post(url, content=content, headers={"Content-Type": "application/json"})
+
+    r = send(b'{"action": "acknowledge", ')
+    assert r.status_code == 422
+    assert r.json()["reason"].startswith("body.")
+    assert "JSON decode error" in r.json()["reason"]
+    r = send(b"\xffnot json")
+    assert r.status_code == 400
+    assert r.json() == {"error": "bad_request", "reason": "There was an error parsing the body"}
+
+
+def test_the_open_filter_is_a_boolean(api_client, raised):
+    assert api_client.get("/sites/stade-demo/alerts?open=false").json()["count"] == 0
+    r = api_client.get("/sites/stade-demo/alerts?open=maybe")
+    assert r.status_code == 422
+    assert r.json()["reason"].startswith("query.open: Input should be a valid boolean")
+
+
+def test_the_openapi_document_says_there_is_no_authentication_yet(api_client):
+    spec = api_client.get("/openapi.json").json()
+    action = spec["paths"]["/sites/{site_id}/alerts/{alert_id}/actions"]["post"]
+    assert "no authentication system yet" in action["description"]
+    assert set(action["responses"]) >= {"200", "404", "409", "422"}
+    assert "/sites/{site_id}/alerts/stream" in spec["paths"]
