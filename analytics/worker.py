@@ -6,6 +6,9 @@ offsets. Every write is idempotent and alert ids derive from message ids, so a b
 twice after a crash stores and raises nothing twice. A record that does not decode is kept as a
 dead letter (stage "worker"); it never stops the worker. Errors name the failing step.
 
+`ConsumerLoop` is that loop (poll, process, re-subscribe after a failure), shared with the crowd
+worker (analytics/crowd_worker.py), which runs the zone rules over the zone_state topic.
+
 Run alone with `python -m analytics.worker --settings FILE`.
 """
 
@@ -16,9 +19,10 @@ import logging
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from analytics.rules.base import Rule
 from analytics.rules.registry import build_rules
@@ -67,15 +71,27 @@ class WorkerConfig:
 
 
 @dataclass
-class WorkerStats:
-    readings: int = 0
-    new_readings: int = 0
-    dead_letters: int = 0
+class LoopStats:
+    """What every consumer loop counts (`summary` is logged every `summary_every_s`)."""
+
     alerts: int = 0
     new_alerts: int = 0
     bad_records: int = 0
     batches: int = 0
     failures: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.alerts} alerts ({self.new_alerts} new), {self.bad_records} bad records, "
+            f"{self.batches} batches, {self.failures} failed batches"
+        )
+
+
+@dataclass
+class WorkerStats(LoopStats):
+    readings: int = 0
+    new_readings: int = 0
+    dead_letters: int = 0
 
     def summary(self) -> str:
         return (
@@ -95,26 +111,41 @@ class Batch:
     alerts: list[Alert] = field(default_factory=list)
 
 
-class Worker:
-    """Consumes readings and dead letters; the same class in both modes."""
+class LoopConfig(Protocol):
+    """What `ConsumerLoop` reads of a worker's config."""
 
-    def __init__(self, *, bus: Bus, store: Store, rules: Sequence[Rule], config: WorkerConfig) -> None:
+    @property
+    def group(self) -> str: ...
+    @property
+    def alerts_topic(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def poll_timeout_s(self) -> float: ...
+    @property
+    def retry_backoff_s(self) -> tuple[float, ...]: ...
+
+
+class ConsumerLoop(ABC):
+    """The loop every rule worker shares: poll a batch from its group, `process` it (store, then
+    publish, then commit), and after a failure re-subscribe so that the uncommitted records come
+    again. Subclasses name their topics and process a batch."""
+
+    config: LoopConfig
+    stats: LoopStats
+
+    def __init__(self, *, bus: Bus, store: Store) -> None:
         self.bus = bus
         self.store = store
-        self.rules = list(rules)
-        self.config = config
-        self.stats = WorkerStats()
         self._subscription: Subscription | None = None
         self._stop = threading.Event()
 
-    @classmethod
-    def from_settings(cls, settings: Settings, *, bus: Bus, store: Store) -> Worker:
-        return cls(
-            bus=bus,
-            store=store,
-            rules=build_rules(settings.worker.rules),
-            config=WorkerConfig.from_settings(settings),
-        )
+    @abstractmethod
+    def topics(self) -> list[str]: ...
+
+    @abstractmethod
+    def process(self, records: list[Record]) -> object:
+        """Store, publish and commit one polled batch; raise `WorkerError` naming the failed step."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,8 +153,7 @@ class Worker:
     @property
     def subscription(self) -> Subscription:
         if self._subscription is None:
-            cfg = self.config
-            self._subscription = self.bus.subscribe(cfg.group, [cfg.readings_topic, cfg.deadletter_topic])
+            self._subscription = self.bus.subscribe(self.config.group, self.topics())
         return self._subscription
 
     def run_once(self, *, timeout_s: float | None = None) -> int:
@@ -138,56 +168,6 @@ class Worker:
         if records:
             self.process(records)
         return len(records)
-
-    def process(self, records: list[Record]) -> Batch:
-        batch = self.decode(records)
-        self._step("store readings", lambda: self._count_new_readings(batch.readings))
-        self._step("store dead letters", lambda: self.store.write_dead_letters(batch.dead_letters))
-        batch.alerts = self._step("evaluate rules", lambda: self.evaluate(batch.readings))
-        self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
-        self._step("publish alerts", lambda: self._publish(batch.alerts))
-        self._step("commit offsets", self.subscription.commit)
-        s = self.stats
-        s.readings += len(batch.readings)
-        s.dead_letters += len(batch.dead_letters)
-        s.alerts += len(batch.alerts)
-        s.batches += 1
-        return batch
-
-    def decode(self, records: Sequence[Record]) -> Batch:
-        batch = Batch(list(records))
-        for record in records:
-            try:
-                if record.topic == self.config.deadletter_topic:
-                    batch.dead_letters.append(decode_dead_letter(record))
-                else:
-                    batch.readings.append(decode_reading(record))
-            except BadRecord as exc:
-                self.stats.bad_records += 1
-                log.warning("%s", exc)
-                batch.dead_letters.append(
-                    DeadLetter(
-                        dead_letter_id=dead_letter_id(
-                            f"{record.topic}[{record.partition}]@{record.offset}", record.value
-                        ),
-                        source=record.topic,
-                        reason=DeadLetterReason.INVALID,
-                        detail=str(exc)[:500],
-                        received_at=utcnow(),
-                        payload=record.value,
-                        stage="worker",
-                    )
-                )
-        return batch
-
-    def evaluate(self, readings: Sequence[Reading]) -> list[Alert]:
-        alerts: list[Alert] = []
-        for rule in self.rules:
-            try:
-                alerts += rule.evaluate(readings)
-            except Exception as exc:
-                raise WorkerError(f"rule {rule.name}", exc) from exc
-        return alerts
 
     def run(self, *, summary_every_s: float = 30.0) -> None:
         """Process batches until `stop()`. After a failure, re-subscribe: uncommitted records come again."""
@@ -218,7 +198,7 @@ class Worker:
         try:
             self.close()
         except BusError as exc:
-            log.warning("worker: closing the subscription failed: %s", exc)
+            log.warning("%s: closing the subscription failed: %s", type(self).__name__, exc)
             self._subscription = None
 
     def _step(self, step: str, fn: Callable[[], T]) -> T:
@@ -226,11 +206,6 @@ class Worker:
             return fn()
         except (StoreError, BusError) as exc:
             raise WorkerError(step, exc) from exc
-
-    def _count_new_readings(self, readings: Sequence[Reading]) -> int:
-        new = self.store.write_readings(readings) if readings else 0
-        self.stats.new_readings += new
-        return new
 
     def _count_new_alerts(self, alerts: Sequence[Alert]) -> int:
         new = self.store.write_alerts(alerts) if alerts else 0
@@ -243,6 +218,88 @@ class Worker:
             self.bus.send(r.topic, r.value, key=r.key, headers=r.headers)
         if alerts:
             self.bus.flush()
+
+    def _worker_dead_letter(self, record: Record, exc: BadRecord) -> DeadLetter:
+        """A record that does not decode, kept (original bytes) as a dead letter of stage "worker"."""
+        self.stats.bad_records += 1
+        log.warning("%s", exc)
+        return DeadLetter(
+            dead_letter_id=dead_letter_id(
+                f"{record.topic}[{record.partition}]@{record.offset}", record.value
+            ),
+            source=record.topic,
+            reason=DeadLetterReason.INVALID,
+            detail=str(exc)[:500],
+            received_at=utcnow(),
+            payload=record.value,
+            stage="worker",
+        )
+
+
+class Worker(ConsumerLoop):
+    """Consumes readings and dead letters; the same class in both modes."""
+
+    config: WorkerConfig
+    stats: WorkerStats
+
+    def __init__(self, *, bus: Bus, store: Store, rules: Sequence[Rule], config: WorkerConfig) -> None:
+        super().__init__(bus=bus, store=store)
+        self.rules = list(rules)
+        self.config = config
+        self.stats = WorkerStats()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, bus: Bus, store: Store) -> Worker:
+        return cls(
+            bus=bus,
+            store=store,
+            rules=build_rules(settings.worker.rules),
+            config=WorkerConfig.from_settings(settings),
+        )
+
+    def topics(self) -> list[str]:
+        return [self.config.readings_topic, self.config.deadletter_topic]
+
+    def process(self, records: list[Record]) -> Batch:
+        batch = self.decode(records)
+        self._step("store readings", lambda: self._count_new_readings(batch.readings))
+        self._step("store dead letters", lambda: self.store.write_dead_letters(batch.dead_letters))
+        batch.alerts = self._step("evaluate rules", lambda: self.evaluate(batch.readings))
+        self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
+        self._step("publish alerts", lambda: self._publish(batch.alerts))
+        self._step("commit offsets", self.subscription.commit)
+        s = self.stats
+        s.readings += len(batch.readings)
+        s.dead_letters += len(batch.dead_letters)
+        s.alerts += len(batch.alerts)
+        s.batches += 1
+        return batch
+
+    def decode(self, records: Sequence[Record]) -> Batch:
+        batch = Batch(list(records))
+        for record in records:
+            try:
+                if record.topic == self.config.deadletter_topic:
+                    batch.dead_letters.append(decode_dead_letter(record))
+                else:
+                    batch.readings.append(decode_reading(record))
+            except BadRecord as exc:
+                batch.dead_letters.append(self._worker_dead_letter(record, exc))
+        return batch
+
+    def evaluate(self, readings: Sequence[Reading]) -> list[Alert]:
+        alerts: list[Alert] = []
+        for rule in self.rules:
+            try:
+                alerts += rule.evaluate(readings)
+            except Exception as exc:
+                raise WorkerError(f"rule {rule.name}", exc) from exc
+        return alerts
+
+    def _count_new_readings(self, readings: Sequence[Reading]) -> int:
+        new = self.store.write_readings(readings) if readings else 0
+        self.stats.new_readings += new
+        return new
 
 
 def main(argv: Sequence[str] | None = None) -> int:

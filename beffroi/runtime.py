@@ -1,4 +1,4 @@
-"""Composition of a running platform: which source, bus and store feed the same Bridge, Worker and API.
+"""Composition of a running platform: which source, bus and store feed the same Bridge, workers and API.
 
 embedded: an in-process source (fed by `InProcessPublisher`), `MemoryBus`, `SqliteStore`.
 stack:    Mosquitto (`MqttSource`), `KafkaBus`, `PostgresStore`.
@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from analytics.crowd_worker import CrowdWorker
 from analytics.detect_worker import DetectWorker, DetectWorkerConfig
 from analytics.worker import Worker
 from beffroi.bus import Bus
@@ -213,6 +214,14 @@ def bridge_for_stack(settings: Settings, venue: Venue) -> tuple[Bridge, Callable
     return bridge, close
 
 
+def _crowd_health(crowd: CrowdWorker) -> Callable[[], dict[str, Any]]:
+    return lambda: {
+        "zone_states": crowd.stats.states,
+        "alerts": crowd.stats.alerts,
+        "failures": crowd.stats.failures,
+    }
+
+
 def compose(
     settings: Settings,
     *,
@@ -253,6 +262,11 @@ def compose(
             detectors = DetectWorker(bus=bus, store=store, config=DetectWorkerConfig.from_settings(settings))
             undo.callback(detectors.shutdown)
             services.append(LoopService("detectors", detectors.run, detectors.stop))
+        crowd: CrowdWorker | None = None
+        if settings.crowd.enabled:
+            crowd = CrowdWorker.from_settings(settings, bus=bus, store=store)
+            undo.callback(crowd.close)
+            services.append(LoopService("crowd", crowd.run, crowd.stop))
         services.append(LoopService("bridge", bridge.run, bridge.stop))
         if api:
             app = create_app(
@@ -269,6 +283,7 @@ def compose(
                         "alerts": worker.stats.alerts,
                         "failures": worker.stats.failures,
                     },
+                    **({"crowd": _crowd_health(crowd)} if crowd is not None else {}),
                 },
             )
             services.append(ApiService("api", app, settings.api.host, settings.api.port))

@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from analytics.detectors.engine import EngineConfig
-from analytics.rules.registry import RuleConfig
+from analytics.rules.crowd_density import CrowdDensityConfig
+from analytics.rules.density_trend import DensityTrendConfig
+from analytics.rules.gate_flow import GateFlowConfig
+from analytics.rules.registry import RuleConfig, ZoneRuleConfig
 from analytics.rules.threshold import ThresholdConfig
 from beffroi.yamlconf import ConfigError, ConfigIssue, line_of, load_yaml
 
@@ -132,6 +135,27 @@ class DetectorsSettings(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
+def _default_zone_rules() -> list[ZoneRuleConfig]:
+    return [CrowdDensityConfig(), DensityTrendConfig(), GateFlowConfig()]
+
+
+class CrowdSettings(_Section):
+    """Crowd-safety rules over the video pipeline's zone states (analytics/crowd_worker.py), a
+    consumer group of their own on the zone_state topic: a backlog of readings never delays them."""
+
+    enabled: bool = True
+    group: str = "beffroi-crowd"
+    batch_size: int = Field(default=2000, ge=1)
+    poll_timeout_s: float = Field(default=0.5, gt=0)
+    resume_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="after a restart, an open alert of the same rule, subject and level raised this "
+        "recently is taken as the episode in progress (no second alert)",
+    )
+    rules: list[ZoneRuleConfig] = Field(default_factory=_default_zone_rules)
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -151,6 +175,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
     detectors: DetectorsSettings = DetectorsSettings()
+    crowd: CrowdSettings = CrowdSettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod

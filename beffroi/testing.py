@@ -1,11 +1,16 @@
 """Testing helpers shipped with Beffroi (like `bytewax.testing`): list-fed sources, collecting sinks,
-one-line payloads and readings, and the whole slice in memory, driven step by step.
+one-line payloads, readings and zone states, and the whole slice in memory, driven step by step.
 
     with pipeline({"pb-1": DeviceKind.PANIC_BUTTON}) as p:
         p.publish("pb-1", {"pressed": 1})
         p.drain()
         [alert] = p.alerts()
         assert alert.severity == "critical"
+
+    with pipeline({}) as p:
+        p.publish_zone_states(zone_series([4.0] * 20 + [5.5] * 30))
+        p.drain()
+        assert [a.severity for a in p.alerts()] == ["critical", "high"]
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from analytics.crowd_worker import CrowdWorker
 from analytics.rules.registry import build_rules
+from analytics.rules.zone import ZoneRule
 from analytics.worker import Worker, WorkerConfig
 from beffroi.bus import Bus, Record
 from beffroi.clock import utcnow
@@ -41,8 +48,13 @@ from ingest.bridge import Bridge, BridgeConfig
 from ingest.source import Inbound, QueueSource
 from simulators.publish import live_objects_payload
 
+if TYPE_CHECKING:
+    from analytics.vision.zone_state import ZoneState
+
 SITE = "site-1"
 ZONE = "zone-1"
+T0 = datetime(2026, 7, 26, 19, 0, tzinfo=UTC)
+"""The time of the first state of `zone_series` (a fixed instant: alert ids are reproducible)."""
 
 # -- building blocks in one line ---------------------------------------------------------------
 
@@ -136,6 +148,70 @@ def reading(
     )
 
 
+def zone_state(
+    density: float,
+    *,
+    ts: datetime = T0,
+    zone_id: str = ZONE,
+    site_id: str | None = SITE,
+    area_m2: float = 1000.0,
+    confidence: float = 0.9,
+    coverage: float = 1.0,
+    gates: Mapping[str, tuple[float, float]] | None = None,
+) -> ZoneState:
+    """A zone state as the video pipeline publishes it; `gates` maps gate id -> (width m, p/m/min)."""
+    from analytics.vision.los import density_los, flow_los
+    from analytics.vision.zone_state import GateFlow, ZoneState
+
+    flows = [
+        GateFlow(gate_id=g, width_m=w, entered=0, left=0, flow_ppm_per_m=f, los=flow_los(f))
+        for g, (w, f) in (gates or {}).items()
+    ]
+    width = sum(g.width_m for g in flows)
+    flow = sum(g.flow_ppm_per_m * g.width_m for g in flows) / width if width else 0.0
+    return ZoneState(
+        zone_id=zone_id,
+        site_id=site_id,
+        ts=ts,
+        window_s=1.0,
+        count=density * area_m2,
+        observed_count=density * area_m2 * coverage,
+        observed_area_m2=area_m2 * coverage,
+        coverage=coverage,
+        density=density,
+        los=density_los(density),
+        flow_ppm_per_m=flow,
+        flow_los=flow_los(flow),
+        gates=flows,
+        confidence=confidence,
+        method="detection",
+        cameras=["cam-1"],
+        frames=5,
+    )
+
+
+def zone_series(
+    densities: Iterable[float], *, start: datetime = T0, step_s: float = 1.0, **fields: Any
+) -> list[ZoneState]:
+    """One zone state per density, `step_s` apart from `start`; `fields` go to `zone_state`
+    (a per-state sequence for `confidence` or `gates` is also accepted)."""
+    out = []
+    for i, d in enumerate(densities):
+        kw = {k: v[i] if isinstance(v, list) else v for k, v in fields.items()}
+        out.append(zone_state(d, ts=start + timedelta(seconds=i * step_s), **kw))
+    return out
+
+
+def run_zone_rule(rule: ZoneRule, states: Sequence[ZoneState], *, batch: int = 7) -> list[Alert]:
+    """Every alert `rule` raises over `states`, stepped in batches of `batch` (as a worker polls)."""
+    state = rule.initial()
+    alerts: list[Alert] = []
+    for i in range(0, len(states), batch):
+        state, raised = rule.step(state, states[i : i + batch])
+        alerts += raised
+    return alerts
+
+
 # -- list-fed sources and collecting sinks -----------------------------------------------------
 
 
@@ -208,6 +284,20 @@ class Pipeline:
             rules=build_rules(settings.worker.rules),
             config=WorkerConfig.from_settings(settings),
         )
+        self.crowd = (
+            CrowdWorker.from_settings(settings, bus=self.bus, store=self.store)
+            if settings.crowd.enabled
+            else None
+        )
+
+    def publish_zone_states(self, states: Iterable[ZoneState]) -> int:
+        """Send zone states on the zone_state topic, as the video pipeline does."""
+        from analytics.vision.publish import ZoneStatePublisher
+
+        publisher = ZoneStatePublisher(self.bus, self.settings.kafka.topic("zone_state"))
+        sent = publisher.publish(states)
+        publisher.flush()
+        return sent
 
     def publish(self, device_id: str, value: Mapping[str, float | int | bool], **kw: Any) -> bytes:
         raw = payload(device_id, value, kind=self.venue.devices[device_id].device.kind, **kw)
@@ -219,10 +309,12 @@ class Pipeline:
         self.source.offer(topic, raw)
 
     def drain(self) -> None:
-        """Run the bridge until its source is empty, then the worker until the bus is."""
+        """Run the bridge until its source is empty, then the workers until the bus is."""
         while self.bridge.run_once(timeout_s=0):
             pass
         while self.worker.run_once(timeout_s=0.05):
+            pass
+        while self.crowd is not None and self.crowd.run_once(timeout_s=0):
             pass
 
     def topic(self, name: str) -> list[Record]:
@@ -236,6 +328,8 @@ class Pipeline:
 
     def close(self) -> None:
         self.worker.close()
+        if self.crowd is not None:
+            self.crowd.close()
         self.store.close()
         self.bus.close()
 
@@ -290,13 +384,14 @@ def unique(prefix: str = "t") -> str:
 
 
 def isolated(settings: Settings, *, name: str = "slice") -> Settings:
-    """`settings` with a bridge MQTT session and a worker group of their own (the group carries the
-    topic prefix, so a test's clean-up of `prefix*` removes it)."""
+    """`settings` with a bridge MQTT session and worker groups of their own (the groups carry the
+    topic prefix, so a test's clean-up of `prefix*` removes them)."""
     prefix = settings.kafka.topic_prefix
     return settings.model_copy(
         update={
             "mqtt": settings.mqtt.model_copy(update={"client_id": unique(f"bridge-{name}-")}),
             "worker": settings.worker.model_copy(update={"group": f"{prefix}{name}-analytics"}),
+            "crowd": settings.crowd.model_copy(update={"group": f"{prefix}{name}-crowd"}),
         }
     )
 

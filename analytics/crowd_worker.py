@@ -1,0 +1,216 @@
+"""The crowd worker: the video pipeline's zone states (topic `zone_state`) through the zone rules
+(density, density trend, gate flow) into alerts.
+
+A consumer group of its own (settings `crowd`), so that a backlog of sensor readings never delays a
+crowd-safety alert. Per batch, in `ConsumerLoop`'s way: decode, step every rule from its current
+state, store the alerts, publish them, flush, commit, and only then keep the rules' new states. A
+batch that fails is evaluated again from the same states, so it raises the same alert ids. A record
+that does not decode is stored as a dead letter (stage "worker") and skipped.
+
+After a restart (or a rebalance) the rules start empty and would alert again on an episode in
+progress: the first alert of each rule, subject and level is therefore checked against the store,
+and dropped when an open alert of the same episode was raised within `resume_s` before it.
+
+Run alone with `python -m analytics.crowd_worker --settings FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from analytics.rules.registry import build_zone_rules
+from analytics.rules.zone import ZoneRule
+from analytics.worker import ConsumerLoop, LoopStats, WorkerError
+from beffroi.bus import Bus, Record
+from beffroi.events import Alert, DeadLetter
+from beffroi.settings import Settings
+from beffroi.signals import stop_on_signals
+from beffroi.store import Store
+from ingest.records import BadRecord
+
+if TYPE_CHECKING:
+    from analytics.vision.zone_state import ZoneState
+
+log = logging.getLogger(__name__)
+
+EpisodeKey = tuple[str, str, str | None, str, tuple[str, ...]]
+
+
+def episode_key(alert: Alert) -> EpisodeKey:
+    """Rule, site, zone, severity (the level) and subject (`source_ids[0]`) of a zone rule's alert."""
+    return (alert.rule, alert.site_id, alert.zone_id, alert.severity.value, alert.source_ids[:1])
+
+
+def decode_zone_state(record: Record) -> ZoneState:
+    # imported here: the vision package pulls in torch, which a worker without zone states never needs
+    from analytics.vision.zone_state import ZoneState
+
+    try:
+        return ZoneState.model_validate_json(record.value)
+    except ValueError as exc:
+        raise BadRecord(
+            f"{record.topic}[{record.partition}]@{record.offset}: not a zone state: {exc}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class CrowdWorkerConfig:
+    zone_state_topic: str
+    alerts_topic: str
+    group: str = "beffroi-crowd"
+    batch_size: int = 2000
+    poll_timeout_s: float = 0.5
+    resume_s: float = 900.0
+    retry_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CrowdWorkerConfig:
+        crowd = settings.crowd
+        return cls(
+            zone_state_topic=settings.kafka.topic("zone_state"),
+            alerts_topic=settings.kafka.topic("alerts"),
+            group=crowd.group,
+            batch_size=crowd.batch_size,
+            poll_timeout_s=crowd.poll_timeout_s,
+            resume_s=crowd.resume_s,
+        )
+
+
+@dataclass
+class CrowdStats(LoopStats):
+    states: int = 0
+    resumed: int = 0  # alerts not raised: an open alert of an earlier run covers their episode
+
+    def summary(self) -> str:
+        return (
+            f"crowd worker: {self.states} zone states, {super().summary()}, {self.resumed} resumed episodes"
+        )
+
+
+@dataclass
+class CrowdBatch:
+    records: list[Record]
+    states: list[ZoneState] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class CrowdWorker(ConsumerLoop):
+    config: CrowdWorkerConfig
+    stats: CrowdStats
+
+    def __init__(
+        self, *, bus: Bus, store: Store, rules: Sequence[ZoneRule], config: CrowdWorkerConfig
+    ) -> None:
+        super().__init__(bus=bus, store=store)
+        self.rules = list(rules)
+        self.config = config
+        self.stats = CrowdStats()
+        self.rule_states: list[Any] = [r.initial() for r in self.rules]
+        self._checked: set[EpisodeKey] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, bus: Bus, store: Store) -> CrowdWorker:
+        return cls(
+            bus=bus,
+            store=store,
+            rules=build_zone_rules(settings.crowd.rules),
+            config=CrowdWorkerConfig.from_settings(settings),
+        )
+
+    def topics(self) -> list[str]:
+        return [self.config.zone_state_topic]
+
+    def process(self, records: list[Record]) -> CrowdBatch:
+        batch = self.decode(records)
+        self._step("store dead letters", lambda: self.store.write_dead_letters(batch.dead_letters))
+        new_states, raised = self.evaluate(batch.states)
+        batch.alerts = self._step("resume episodes", lambda: self._resume(raised))
+        self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
+        self._step("publish alerts", lambda: self._publish(batch.alerts))
+        self._step("commit offsets", self.subscription.commit)
+        self.rule_states = new_states
+        self._checked.update(episode_key(a) for a in raised)
+        s = self.stats
+        s.states += len(batch.states)
+        s.alerts += len(batch.alerts)
+        s.resumed += len(raised) - len(batch.alerts)
+        s.batches += 1
+        return batch
+
+    def decode(self, records: Sequence[Record]) -> CrowdBatch:
+        batch = CrowdBatch(list(records))
+        for record in records:
+            try:
+                batch.states.append(decode_zone_state(record))
+            except BadRecord as exc:
+                batch.dead_letters.append(self._worker_dead_letter(record, exc))
+        return batch
+
+    def evaluate(self, states: Sequence[ZoneState]) -> tuple[list[Any], list[Alert]]:
+        """Every rule stepped from its current state (left as it is): (new states, alerts)."""
+        new_states: list[Any] = []
+        alerts: list[Alert] = []
+        for rule, state in zip(self.rules, self.rule_states, strict=True):
+            try:
+                new, raised = rule.step(state, states)
+            except Exception as exc:
+                raise WorkerError(f"rule {rule.name}", exc) from exc
+            new_states.append(new)
+            alerts += raised
+        return new_states, alerts
+
+    def _resume(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """`alerts` less those whose episode an open alert of an earlier run already reports."""
+        if self.config.resume_s <= 0:
+            return list(alerts)
+        kept = []
+        for alert in alerts:
+            key = episode_key(alert)
+            if key not in self._checked and self._open_before(alert, key):
+                log.info("crowd worker: %s continues an open alert, not raised again", key)
+                continue
+            kept.append(alert)
+        return kept
+
+    def _open_before(self, alert: Alert, key: EpisodeKey) -> bool:
+        earlier = self.store.list_alerts(
+            alert.site_id,
+            since=alert.raised_at - timedelta(seconds=self.config.resume_s),
+            until=alert.raised_at,
+            is_open=True,
+            limit=1000,
+        )
+        return any(a.alert_id != alert.alert_id and episode_key(a) == key for a in earlier)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m analytics.crowd_worker`: one member of the crowd rules' consumer group."""
+    from beffroi.bus_factory import make_bus
+    from beffroi.settings import load_settings
+    from beffroi.store_factory import make_store
+
+    parser = argparse.ArgumentParser(prog="python -m analytics.crowd_worker", description=__doc__)
+    parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings(args.settings)
+    with make_bus(settings) as bus, make_store(settings) as store:
+        store.migrate()
+        worker = CrowdWorker.from_settings(settings, bus=bus, store=store)
+        try:
+            with stop_on_signals(worker.stop):
+                worker.run()
+        finally:
+            worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
