@@ -1,7 +1,7 @@
 """`python -m analytics.vision`: run the video pipeline on a venue's cameras, publishing zone_state.
 
     python -m analytics.vision --venue venue.yaml [--config vision.yaml] [--camera ID=URL ...]
-                               [--settings settings.yaml] [--seconds S]
+                               [--streams streams.json] [--settings settings.yaml] [--seconds S]
 
 Files are read to their end (then the service stops); streams are read until --seconds or Ctrl-C.
 """
@@ -20,6 +20,7 @@ from beffroi.bus_factory import make_bus
 from beffroi.settings import load_settings
 from beffroi.venue import load_venue
 from beffroi.yamlconf import ConfigError, load_model
+from simulators.camera.live import read_streams
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--venue", type=Path, required=True)
     p.add_argument("--config", type=Path, help="vision settings YAML (detector, density weights, cameras)")
     p.add_argument("--camera", action="append", default=[], metavar="ID=URL")
+    p.add_argument(
+        "--streams", type=Path, help="JSON {camera id: URL}, as a live camera simulator writes (streams.json)"
+    )
     p.add_argument("--settings", type=Path, help="beffroi settings (bus, topics)")
     p.add_argument("--mode", choices=["embedded", "stack"])
     p.add_argument("--seconds", type=float, help="stop after this long")
@@ -44,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     cameras = dict(vision.cameras)
+    if args.streams is not None:
+        try:
+            cameras.update(read_streams(args.streams))
+        except (OSError, ValueError) as exc:
+            p.error(f"--streams: {exc}")
     for spec in args.camera:
         cid, _, url = spec.partition("=")
         if not url:

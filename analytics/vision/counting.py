@@ -3,7 +3,8 @@
 `CameraCounter.observe` takes one frame's detections (and, for dense scenes, a density map) and
 returns per-zone counts inside the camera's counting region. Detection counts are exact for sparse
 crowds; as the crowd gets denser, occlusion hides people and the density map takes over: the
-weight moves from detection to density between `detect_below` and `density_above` persons/m².
+weight moves from detection to density between `detect_below` and `density_above` persons/m²
+of detected people, zone by zone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from analytics.vision.density.model import DensityMap
 from analytics.vision.detectors.base import Detections
 from analytics.vision.tracking import Crossing, LineCrossingCounter, PersonTracker
 from analytics.vision.view import CountingView
+
+#: a zone seen over less ground than this does not call for the density model on its own
+MIN_ZONE_AREA_M2 = 5.0
+#: image rows kept above the counting region for the density model (pixels, or share of the height)
+DENSITY_CONTEXT_PX = 64
+DENSITY_CONTEXT_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,29 @@ class CameraCounter:
         area = self.view.region_area
         return float(np.count_nonzero(inside)) / area if area > 0 else 0.0
 
+    @property
+    def density_from_row(self) -> int:
+        """First image row the density model needs (a multiple of 8): the counting region, and above it
+        room for the bodies of the people standing at its top."""
+        view = self.view
+        _, top, _, _ = view.bounds
+        room = max(DENSITY_CONTEXT_PX, DENSITY_CONTEXT_SHARE * view.height)
+        return max(0, int(top - room) // 8 * 8)
+
     def needs_density(self, detections: Detections) -> bool:
-        return self.detection_density(detections) >= self.fusion.detect_below
+        """Whether any zone in view holds boxes at `detect_below` persons/m² or more."""
+        view = self.view
+        feet = detections.above(self.fusion.min_score).feet()
+        feet = feet[view.in_region(feet)]
+        if len(feet) == 0:
+            return False
+        idx = view.zone_index(view.homography.to_ground(feet))
+        counts = np.bincount(idx[idx >= 0], minlength=len(view.zones))
+        return any(
+            counts[i] >= self.fusion.detect_below * view.zone_area[z.id]
+            for i, z in enumerate(view.zones)
+            if view.zone_area[z.id] >= MIN_ZONE_AREA_M2
+        )
 
     def observe(
         self, t_s: float, detections: Detections, density_map: DensityMap | None = None
@@ -100,22 +128,23 @@ class CameraCounter:
         det_counts = {z.id: int(counts[i]) for i, z in enumerate(view.zones)}
         score_sum = {z.id: float(sums[i]) for i, z in enumerate(view.zones)}
         dens_counts: dict[str, float] | None = None
-        weight = 0.0
         if density_map is not None:
             cells = view.zone_cells(*density_map.shape)
             dens_counts = {z: float(density_map[m].sum()) for z, m in cells.items()}
-            area = view.region_area
-            d_est = max(sum(det_counts.values()), sum(dens_counts.values())) / area if area > 0 else 0.0
-            weight = self.fusion.density_weight(d_est)
         zones: dict[str, ZoneObservation] = {}
         for vz in view.zones:
             n_det = det_counts[vz.id]
+            area = view.zone_area[vz.id]
             count = float(n_det)
-            if dens_counts is not None:
+            weight = 0.0
+            if dens_counts is not None and area > 0:
+                # per zone, by the boxes found there: a density map smears mass from a dense crowd into
+                # the sparse zone next to it, where boxes alone are right
+                weight = self.fusion.density_weight(n_det / area)
                 count = (1.0 - weight) * n_det + weight * dens_counts[vz.id]
             zones[vz.id] = ZoneObservation(
                 count=count,
-                area_m2=view.zone_area[vz.id],
+                area_m2=area,
                 detected=n_det,
                 density_weight=weight,
                 score=score_sum[vz.id] / n_det if n_det else 0.0,

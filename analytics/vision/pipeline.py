@@ -57,7 +57,11 @@ class VisionPipeline:
                 if self.counters[s.camera_id].needs_density(d)
             ]
             if dense:
-                for i, m in zip(dense, self.density.estimate([known[i].image for i in dense]), strict=True):
+                maps_dense = self.density.estimate(
+                    [known[i].image for i in dense],
+                    from_rows=[self.counters[known[i].camera_id].density_from_row for i in dense],
+                )
+                for i, m in zip(dense, maps_dense, strict=True):
                     maps[i] = m
                 self.stats.density_frames += len(dense)
         out = []

@@ -35,6 +35,11 @@ class TruthSeries:
         i = bisect.bisect_right(self.t, epoch_s) - 1
         return self.density[max(i, 0)]
 
+    def covers(self, epoch_s: float) -> bool:
+        """Whether the time falls within the truth (up to one step after its last sample)."""
+        step = self.t[-1] - self.t[-2] if len(self.t) > 1 else 0.0
+        return self.t[0] <= epoch_s <= self.t[-1] + step
+
 
 def load_truth(zones_csv: Path) -> dict[tuple[str, str], TruthSeries]:
     series: dict[tuple[str, str], TruthSeries] = {}
@@ -59,13 +64,15 @@ class Score:
 
 
 def score(states: Iterable[ZoneState], truth: dict[tuple[str, str], TruthSeries]) -> Score:
-    """Compare each state's density with the truth at the middle of its window."""
+    """Compare each state's density with the truth at the middle of its window (states of zones or
+    times the truth does not cover are left out: the bus may hold other runs' states)."""
     errs: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in states:
         series = truth.get((s.site_id or "", s.zone_id))
-        if series is None:
+        mid = s.ts.timestamp() - s.window_s / 2
+        if series is None or not series.covers(mid):
             continue
-        true = series.at(s.ts.timestamp() - s.window_s / 2)
+        true = series.at(mid)
         errs[f"{s.site_id}/{s.zone_id}"].append((abs(s.density - true), true))
     rows = [e for v in errs.values() for e in v]
     n = len(rows)

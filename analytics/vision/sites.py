@@ -99,6 +99,19 @@ def placed_camera(venue: Venue, device_id: str, *, width: int | None = None) -> 
     )
 
 
+def _in_image(camera: PinholeCamera, gate: ViewGate) -> bool:
+    """Whether the middle of the gate line shows in the camera's image."""
+    uv, depth = camera.project_ground(np.linspace(gate.a, gate.b, 5)[1:4])
+    ok = (
+        (depth > 0)
+        & (uv[:, 0] >= 0)
+        & (uv[:, 0] < camera.width)
+        & (uv[:, 1] >= 0)
+        & (uv[:, 1] < camera.height)
+    )
+    return bool(ok.any())
+
+
 def counting_view(
     venue: Venue, device_id: str, *, width: int | None = None, min_person_px: float = 0.0
 ) -> CountingView:
@@ -113,7 +126,7 @@ def counting_view(
         device_id,
         pc.camera,
         zones=site_zones(pc.site),
-        gates=site_gates(pc.site),
+        gates=[g for g in site_gates(pc.site) if _in_image(pc.camera, g)],
         min_person_px=min_person_px,
         max_range_m=pc.max_range_m,
         reference_points=(image, ground),

@@ -130,7 +130,8 @@ class CountingView:
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, top, right, bottom) of the counting region in the image."""
         mx, my = self.edge_margin * self.width, self.edge_margin * self.height
-        return mx, self.top_row, self.width - mx, self.height - my
+        bottom = self.height - my
+        return mx, min(self.top_row, bottom), self.width - mx, bottom
 
     @cached_property
     def region(self) -> FloatArray:
@@ -148,7 +149,10 @@ class CountingView:
 
     @cached_property
     def zone_area(self) -> dict[str, float]:
-        """Area (m²) of each zone inside the counting region."""
+        """Area (m²) of each zone inside the counting region (none when people never look big enough)."""
+        _, top, _, bottom = self.bounds
+        if top >= bottom:
+            return {z.id: 0.0 for z in self.zones}
         return {z.id: overlap_area(z.polygon, self.region) for z in self.zones}
 
     @cached_property

@@ -11,14 +11,16 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.vision.counting import CameraObservation
 from analytics.vision.los import DensityTable, LevelOfService, density_los, flow_los
 from beffroi.clock import ensure_aware
 from beffroi.events import AwareDatetime
+
+if TYPE_CHECKING:
+    from analytics.vision.counting import CameraObservation
 
 SCHEMA = "beffroi.zone_state.v1"
 
@@ -99,7 +101,10 @@ class ZoneAggregator:
     """Folds camera observations into one `ZoneState` per zone per window (1 s by default).
 
     Zones and gates are keyed by (site id, id): sites cloned at scale share zone ids. A window is
-    emitted once an observation `lateness_s` past its end arrives, or on `flush`.
+    emitted once every camera has sent a frame `lateness_s` past its end (the watermark is the
+    slowest camera's time), or on `flush`. A camera more than `max_skew_s` behind the newest frame
+    is left out of the watermark (a stalled stream must not hold every zone back); its frames for
+    windows already emitted are dropped and counted in `late_observations`.
     """
 
     def __init__(
@@ -109,12 +114,15 @@ class ZoneAggregator:
         gates: dict[SiteKey, GateInfo] | None = None,
         window_s: float = 1.0,
         lateness_s: float = 1.0,
+        max_skew_s: float = 5.0,
         flow_window_s: float = 60.0,
     ) -> None:
         self.zones = zones
         self.gates = gates or {}
         self.window_s = window_s
         self.lateness_s = lateness_s
+        self.max_skew_s = max_skew_s
+        self._camera_ts: dict[str, float] = {}
         self.flow_window_s = flow_window_s
         self._buckets: dict[int, _Bucket] = {}
         self._flow: dict[SiteKey, deque[float]] = defaultdict(deque)  # gate -> crossing times (epoch s)
@@ -146,7 +154,11 @@ class ZoneAggregator:
                 )
         for c in obs.crossings:
             bucket.crossings[(obs.site_id, c.gate_id)].append(c.direction)
-        horizon = ensure_aware(ts).timestamp() - self.lateness_s
+        t = ensure_aware(ts).timestamp()
+        self._camera_ts[obs.camera_id] = max(t, self._camera_ts.get(obs.camera_id, t))
+        newest = max(self._camera_ts.values())
+        watermark = min(v for v in self._camera_ts.values() if v >= newest - self.max_skew_s)
+        horizon = watermark - self.lateness_s
         return self._emit(lambda key: (key + 1) * self.window_s <= horizon)
 
     def flush(self) -> list[ZoneState]:

@@ -1,4 +1,7 @@
-"""`beffroi count VIDEO --backend NAME --out counts.csv`: people per frame of a video file."""
+"""`beffroi count VIDEO --backend NAME --out counts.csv`: people per frame of a video file.
+
+The detectors (OpenCV, torch, ultralytics) are imported when the command runs, not when the CLI
+starts."""
 
 from __future__ import annotations
 
@@ -6,11 +9,10 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analytics.vision.detectors.base import Image
-from analytics.vision.detectors.registry import PLUGINS, create_detector
-from ingest.video.source import file_frames
+if TYPE_CHECKING:
+    from analytics.vision.detectors.base import Image
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,6 +36,9 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def count_video(video: Path, out: Path, *, config: dict[str, Any], batch: int = 8) -> int:
     """Write `frame_index,count` for every frame of `video`; returns the number of frames."""
+    from analytics.vision.detectors.registry import create_detector
+    from ingest.video.source import file_frames
+
     detector = create_detector(config)
     frames = 0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +65,14 @@ def count_video(video: Path, out: Path, *, config: dict[str, Any], batch: int = 
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from analytics.vision.detectors.registry import PLUGINS
+
+    if args.backend not in PLUGINS:
+        print(
+            f"beffroi count: unknown backend {args.backend!r} (choose from {', '.join(sorted(PLUGINS))})",
+            file=sys.stderr,
+        )
+        return 2
     try:
         n = count_video(Path(args.video), Path(args.out), config=_config(args), batch=args.batch)
     except (OSError, ValueError) as exc:
@@ -72,7 +85,11 @@ def _handle(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("count", help="count people in every frame of a video file")
     p.add_argument("video", metavar="VIDEO")
-    p.add_argument("--backend", choices=sorted(PLUGINS), default="hog", help="person detector (default: hog)")
+    p.add_argument(
+        "--backend",
+        default="hog",
+        help="person detector plugin: hog (default; OpenCV's, offline) or yolo (needs --weights)",
+    )
     p.add_argument("--out", required=True, help="CSV file to write: frame_index,count")
     p.add_argument("--weights", help="weights file for --backend yolo")
     p.add_argument("--imgsz", type=int, help="yolo: network input size (long side)")

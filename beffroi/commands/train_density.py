@@ -1,4 +1,6 @@
-"""`beffroi train-density --frames DIR --out density.pt`: train the crowd density-map model."""
+"""`beffroi train-density --frames DIR --out density.pt`: train the crowd density-map model.
+
+torch is imported when the command runs, not when the CLI starts."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from analytics.vision.training.density import DensityTraining, train_density
-
 
 def _handle(args: argparse.Namespace) -> int:
+    from analytics.vision.training.density import DensityTraining, train_density
+
     frames = Path(args.frames)
     if args.synthesize:
         from simulators.camera.dataset import DatasetSpec, write_dataset

@@ -1,4 +1,6 @@
-"""`beffroi train-detector --frames DIR --out weights.pt`: train the YOLO person detector, offline."""
+"""`beffroi train-detector --frames DIR --out weights.pt`: train the YOLO person detector, offline.
+
+ultralytics and torch are imported when the command runs, not when the CLI starts."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from analytics.vision.training.detector import DEFAULT_MODEL, DetectorTraining, train_detector
-
 
 def _handle(args: argparse.Namespace) -> int:
+    from analytics.vision.training.detector import DEFAULT_MODEL, DetectorTraining, train_detector
+
     frames = Path(args.frames)
     if args.synthesize:
         from simulators.camera.dataset import DatasetSpec, write_dataset
@@ -17,7 +19,7 @@ def _handle(args: argparse.Namespace) -> int:
         n = write_dataset(frames, DatasetSpec(clips=args.synthesize, seed=args.seed))
         print(f"{frames}: rendered {n} frames")
     spec = DetectorTraining(
-        model=Path(args.model),
+        model=Path(args.model) if args.model else DEFAULT_MODEL,
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
@@ -43,7 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--out", required=True, help="weights file to write")
     p.add_argument(
-        "--model", default=str(DEFAULT_MODEL), help="model .yaml (from scratch) or .pt (fine-tune)"
+        "--model",
+        help="model .yaml (from scratch) or .pt (fine-tune); default: "
+        "analytics/vision/detectors/models/beffroi-person.yaml",
     )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--imgsz", type=int, default=640)

@@ -2,72 +2,24 @@
 
 Crowd conditions come from a scenario run's ground truth (`--truth DIR`, as written by
 `beffroi simulate`: zones.csv, exits.csv, venue.yaml), or are fixed per zone (`--density Z=D`).
+With `--serve` and `--live DIR`, a live run also writes DIR/streams.json (camera -> URL) and
+DIR/zones.csv (each zone's true density by wall-clock time) before its first frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
+import time
 from pathlib import Path
 
-from beffroi.devices import DeviceKind
-from beffroi.venue import Venue
-from beffroi.yamlconf import ConfigError, load_yaml, validate_doc
-from simulators.camera.crowd import CrowdConditions, StaticConditions
-from simulators.camera.render import CameraScene
-from simulators.camera.run import CameraRun, Shifted, render_cameras, render_in_processes
-from simulators.camera.scene import RENDER_RANGE_M, camera_scene
-
-
-def load_venue(path: Path) -> Venue:
-    return validate_doc(Venue, load_yaml(path), path)
-
-
-def camera_ids(venue: Venue, site: str | None, choice: str) -> list[str]:
-    cams = [
-        d.id
-        for s in venue.sites
-        if site is None or s.id == site
-        for d in s.devices
-        if d.kind is DeviceKind.CAMERA
-    ]
-    if choice == "all":
-        return cams
-    if choice.isdigit():
-        return cams[: int(choice)]
-    wanted = choice.split(",")
-    unknown = [c for c in wanted if c not in cams]
-    if unknown:
-        raise SystemExit(f"unknown camera(s): {', '.join(unknown)}")
-    return wanted
-
-
-def build(
-    venue_path: Path,
-    truth: Path | None,
-    site: str | None,
-    cameras: str,
-    densities: tuple[tuple[str, float], ...],
-    width: int,
-    t0_s: float,
-    render_range_m: float = RENDER_RANGE_M,
-) -> tuple[list[CameraScene], CrowdConditions]:
-    venue = load_venue(venue_path)
-    ids = camera_ids(venue, site, cameras)
-    if not ids:
-        raise SystemExit("no cameras to simulate")
-    scenes = [camera_scene(venue, i, width=width, render_range_m=render_range_m) for i in ids]
-    conditions: CrowdConditions
-    if truth is not None:
-        from simulators.truth import SiteConditions
-
-        site_id = site or venue.devices[ids[0]].site_id
-        conditions = Shifted(SiteConditions(truth, site_id), t0_s)
-    else:
-        conditions = StaticConditions(dict(densities))
-    return scenes, conditions
+from beffroi.yamlconf import ConfigError
+from simulators.camera.live import write_streams, write_zone_truth
+from simulators.camera.run import CameraRun, render_cameras, render_in_processes, split
+from simulators.camera.scene import RENDER_RANGE_M
+from simulators.camera.stream import MjpegServer
+from simulators.camera.venue_cameras import VenueCameras
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--density", action="append", default=[], metavar="ZONE=P_PER_M2")
     p.add_argument("--from", dest="t0", type=float, default=0.0, help="seconds into the truth timeline")
+    p.add_argument("--speed", type=float, default=1.0, help="truth-timeline seconds per second")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--fps", type=float, default=5.0)
     p.add_argument("--width", type=int, default=640, help="frame width (height keeps the pose's aspect)")
@@ -95,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--serve", type=int, metavar="PORT", help="serve MJPEG streams (0: any free port), in real time"
     )
+    p.add_argument("--live", type=Path, metavar="DIR", help="with --serve: write streams.json and zones.csv")
+    p.add_argument(
+        "--warmup", type=float, default=3.0, help="with --live: seconds between start-up and the first frame"
+    )
     p.add_argument("--processes", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -102,18 +59,27 @@ def main(argv: list[str] | None = None) -> int:
         densities = tuple((k, float(v)) for k, v in (d.split("=", 1) for d in args.density))
     except ValueError:
         p.error("--density takes ZONE=PERSONS_PER_M2")
-    venue_path = args.truth / "venue.yaml" if args.truth is not None else args.venue
-    make = functools.partial(
-        build,
-        venue_path,
-        args.truth,
-        args.site,
-        args.cameras,
-        densities,
-        args.width,
-        args.t0,
-        args.render_range,
+    if args.live is not None and args.serve is None:
+        p.error("--live needs --serve")
+    if args.live is not None and args.processes > 1 and not args.serve:
+        p.error("--live with --processes needs a fixed --serve PORT (worker i serves on PORT + i)")
+    recipe = VenueCameras(
+        venue_path=args.truth / "venue.yaml" if args.truth is not None else args.venue,
+        truth=args.truth,
+        site=args.site,
+        cameras=args.cameras,
+        densities=densities,
+        width=args.width,
+        t0_s=args.t0,
+        speed=args.speed,
+        render_range_m=args.render_range,
     )
+    try:
+        cams = recipe.load()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    start_at = time.time() + args.warmup if args.live is not None else None
     run = CameraRun(
         fps=args.fps,
         seconds=args.seconds,
@@ -122,16 +88,39 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         dataset=args.dataset,
         serve_port=args.serve,
+        start_at=start_at,
     )
-    try:
+    on_start = None
+    if args.live is not None and start_at is not None:
+        live, at = args.live, start_at
+        write_zone_truth(
+            live,
+            site_id=cams.site_id,
+            zones=cams.zones(),
+            conditions=cams.conditions,
+            start_at=at,
+            seconds=args.seconds,
+        )
         if args.processes > 1:
-            render_in_processes(make, run, processes=args.processes)
+            groups = split(cams.scenes, args.processes)
+            host = run.serve_host
+            write_streams(
+                live,
+                {
+                    s.camera_id: f"http://{host}:{args.serve + i}/{s.camera_id}.mjpg"
+                    for i, g in enumerate(groups)
+                    for s in g
+                },
+            )
         else:
-            scenes, conditions = make()
-            render_cameras(scenes, conditions, run)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+
+            def on_start(server: MjpegServer) -> None:
+                write_streams(live, {s.camera_id: server.url(s.camera_id) for s in cams.scenes})
+
+    if args.processes > 1:
+        render_in_processes(recipe, run, processes=args.processes)
+    else:
+        render_cameras(cams.scenes, cams.conditions, run, on_start=on_start)
     return 0
 
 

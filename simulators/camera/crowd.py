@@ -95,6 +95,7 @@ class Agents:
     goal: FloatArray
     speed: FloatArray
     phase: FloatArray
+    heading: FloatArray  # walking direction (radians) of those wandering in their zone
     via_gate: npt.NDArray[np.int64]  # index of the gate being crossed, -1 when not in transit
 
     @classmethod
@@ -105,6 +106,7 @@ class Agents:
             goal=np.zeros((0, 2)),
             speed=np.zeros(0),
             phase=np.zeros(0),
+            heading=np.zeros(0),
             via_gate=np.zeros(0, np.int64),
         )
 
@@ -112,11 +114,11 @@ class Agents:
         return len(self.ids)
 
     def take(self, keep: npt.NDArray[np.bool_]) -> None:
-        for name in ("ids", "pos", "goal", "speed", "phase", "via_gate"):
+        for name in ("ids", "pos", "goal", "speed", "phase", "heading", "via_gate"):
             setattr(self, name, getattr(self, name)[keep])
 
     def append(self, other: Agents) -> None:
-        for name in ("ids", "pos", "goal", "speed", "phase", "via_gate"):
+        for name in ("ids", "pos", "goal", "speed", "phase", "heading", "via_gate"):
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
 
 
@@ -223,6 +225,7 @@ class CrowdWindow:
             goal=pos.copy(),
             speed=speed,
             phase=self.rng.uniform(0, 2 * math.pi, n),
+            heading=self.rng.uniform(0, 2 * math.pi, n),
             via_gate=np.full(n, -1, dtype=np.int64),
         )
 
@@ -235,14 +238,15 @@ class CrowdWindow:
         for i, z in enumerate(self.zones):
             density = self.conditions.density(z.id, self.t_s)
             target = density * self.region_area[i]
-            mine = np.flatnonzero((zone_of == i) & (self.agents.via_gate < 0))
-            have = len(mine)
+            here = zone_of == i
+            mine = np.flatnonzero(here & (self.agents.via_gate < 0))
+            have = int(np.count_nonzero(here))  # people walking through a gate count where they are
             if have < target - 1.0 or (have == 0 and target >= 0.5):
                 pts = self._random_points(i, round(target) - have, min_gap=self._min_gap(density))
                 self.agents.append(self._spawn(pts, density=density))
                 zone_of = np.concatenate([zone_of, np.full(len(pts), i, dtype=np.int64)])
-            elif have > target + 1.0:
-                drop = self.rng.choice(mine, size=have - round(target), replace=False)
+            elif have > target + 1.0 and len(mine):
+                drop = self.rng.choice(mine, size=min(len(mine), have - round(target)), replace=False)
                 keep = np.ones(len(self.agents), dtype=bool)
                 keep[drop] = False
                 self.agents.take(keep)
@@ -281,31 +285,42 @@ class CrowdWindow:
             return
         zone_of = self.zone_index(a.pos)
         dens = np.array([self.conditions.density(z.id, self.t_s) for z in self.zones] + [0.5])
-        arrived = np.hypot(*(a.goal - a.pos).T) < 0.3
-        wander = arrived & (a.via_gate < 0) & (a.speed > 0)
-        for i in np.flatnonzero(wander):
-            z = zone_of[i]
-            if z >= 0:
-                pts = self._random_points(int(z), 1, min_gap=0.0)
-                if len(pts):
-                    a.goal[i] = pts[0]
-        done = arrived & (a.via_gate >= 0)
+        transit = a.via_gate >= 0
+        done = transit & (np.hypot(*(a.goal - a.pos).T) < 0.3)
         a.via_gate[done] = -1
         a.speed[done] = np.where(
             self.rng.random(int(done.sum())) < 0.5, 0.0, [walking_speed(dens[z]) for z in zone_of[done]]
         )
-        heading = a.goal - a.pos
-        dist = np.hypot(*heading.T)
-        step = np.minimum(a.speed * dt, dist)
+        transit = a.via_gate >= 0
+        # wanderers keep a slowly turning heading and turn anew at the edge of their zone: unlike
+        # walking to random waypoints, this keeps them evenly spread over the zone
+        a.heading = a.heading + self.rng.normal(0.0, 0.4 * math.sqrt(dt), len(a))
+        toward = a.goal - a.pos
+        dist = np.hypot(*toward.T)
         with np.errstate(invalid="ignore", divide="ignore"):
-            move = np.where(dist[:, None] > 1e-9, heading / dist[:, None], 0.0) * step[:, None]
-        move += personal_space(a.pos) * min(1.0, dt * 5)
-        new_pos = a.pos + move
-        # people leave their zone only through a gate
-        ok = (points_in_polygon(new_pos, self.window) & (self.zone_index(new_pos) == zone_of)) | (
-            a.via_gate >= 0
+            goal_dir = np.where(dist[:, None] > 1e-9, toward / dist[:, None], 0.0)
+        direction = np.where(
+            transit[:, None], goal_dir, np.column_stack([np.cos(a.heading), np.sin(a.heading)])
         )
-        new_pos[~ok] = a.pos[~ok]
+        step = np.where(transit, np.minimum(a.speed * dt, dist), a.speed * dt)
+        push = personal_space(a.pos) * min(1.0, dt * 5)
+        new_pos = a.pos + direction * step[:, None] + push
+
+        def allowed(p: FloatArray) -> npt.NDArray[np.bool_]:  # people leave their zone only through a gate
+            ok: npt.NDArray[np.bool_] = (
+                points_in_polygon(p, self.window) & (self.zone_index(p) == zone_of)
+            ) | transit
+            return ok
+
+        ok = allowed(new_pos)
+        if not ok.all():  # bounce off the zone's edge: walk back the way they came
+            back = a.pos - direction * step[:, None] + push
+            ok_back = ~ok & allowed(back)
+            new_pos[ok_back] = back[ok_back]
+            a.heading[ok_back] += math.pi
+            stuck = ~ok & ~ok_back
+            new_pos[stuck] = a.pos[stuck]
+            a.heading[stuck] = self.rng.uniform(0, 2 * math.pi, int(stuck.sum()))
         self._record_crossings(a.pos, new_pos)
         a.pos = new_pos
         a.phase = a.phase + 2.0 * math.pi * 0.9 * step

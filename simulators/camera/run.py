@@ -23,16 +23,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Shifted:
-    """Conditions read `t0_s` seconds into another timeline (a scenario's ground truth)."""
+    """Conditions read `t0_s` seconds into another timeline (a scenario's ground truth), `speed`
+    seconds of it per second (gate flows stay in persons per second of walking)."""
 
     base: CrowdConditions
     t0_s: float
+    speed: float = 1.0
 
     def density(self, zone_id: str, t_s: float) -> float:
-        return self.base.density(zone_id, self.t0_s + t_s)
+        return self.base.density(zone_id, self.t0_s + self.speed * t_s)
 
     def gate_flow(self, gate_id: str, t_s: float) -> float:
-        return self.base.gate_flow(gate_id, self.t0_s + t_s)
+        return self.base.gate_flow(gate_id, self.t0_s + self.speed * t_s)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class CameraRun:
     dataset_every: int = 5
     serve_host: str = "127.0.0.1"
     serve_port: int | None = None  # MJPEG on this port (0: any free one)
+    #: realtime: wall time (epoch s) of frame 0, shared by every process; frame k is due at
+    #: start_at + k / fps, and a camera that falls behind skips frames rather than lag (default: now)
+    start_at: float | None = None
     extra_sinks: Sequence[Callable[[str], FrameSink]] = field(default_factory=tuple)
 
 
@@ -76,15 +81,16 @@ def render_cameras(
     *,
     on_start: Callable[[MjpegServer], None] | None = None,
 ) -> dict[str, int]:
-    """Render every scene for `run.seconds`; returns the frames written per camera."""
+    """Render every scene for `run.seconds`; returns the frames written per camera. Streams are served
+    (and `on_start` called) once the renderers are ready: the first frame follows soon after."""
+    renderers = [
+        CameraRenderer(s, conditions=conditions, fps=run.fps, seed=run.seed * 1009 + i)
+        for i, s in enumerate(scenes)
+    ]
     server = (
         MjpegServer(host=run.serve_host, port=run.serve_port).start() if run.serve_port is not None else None
     )
     try:
-        renderers = [
-            CameraRenderer(s, conditions=conditions, fps=run.fps, seed=run.seed * 1009 + i)
-            for i, s in enumerate(scenes)
-        ]
         shared: list[FrameSink] = []
         if run.dataset is not None:
             shared.append(DatasetSink(run.dataset, every=run.dataset_every))
@@ -95,23 +101,31 @@ def render_cameras(
             if on_start is not None:
                 on_start(server)
         frames = round(run.seconds * run.fps)
-        start = time.monotonic()
-        for k in range(frames):
+        start = run.start_at if run.start_at is not None else time.time()
+        k = written = 0
+        while k < frames:
+            if run.realtime:
+                wait = start + k / run.fps - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                due = min(frames - 1, int((time.time() - start) * run.fps))
+                if due > k:  # behind the clock: a live camera shows now, not what it missed
+                    for r in renderers:
+                        r.skip(due - k)
+                    k = due
             for r, out in zip(renderers, sinks, strict=True):
                 image, truth = r.next_frame()
                 for sink in out:
                     sink.write(image, truth)
-            if run.realtime:
-                delay = start + (k + 1) / run.fps - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            k += 1
+            written += 1
         closed: set[int] = set()
         for out in sinks:
             for sink in out:
                 if id(sink) not in closed:
                     sink.close()
                     closed.add(id(sink))
-        return {s.camera_id: frames for s in scenes}
+        return {s.camera_id: written for s in scenes}
     finally:
         if server is not None:
             server.stop()

@@ -77,7 +77,8 @@ def truth_in_region(truth: FrameTruth, view: CountingView) -> int:
 
 
 def small_venue() -> Venue:
-    """One site: a forecourt south of a 6 m gate into a plaza, watched by one camera facing north."""
+    """One site: a forecourt south of a 6 m gate into a plaza; cam-1 looks north over the gate,
+    cam-2 south over the plaza."""
     frame = LocalFrame(LatLon(lat=48.9245, lon=2.3602))
 
     def poly(x0: float, y0: float, x1: float, y1: float) -> list[LatLon]:
@@ -124,6 +125,22 @@ def small_venue() -> Venue:
                                 "height_px": 720,
                                 "max_range_m": 40.0,
                                 "sees": ["forecourt", "plaza"],
+                            },
+                        },
+                        {
+                            "id": "cam-2",
+                            "kind": "camera",
+                            "zone": "plaza",
+                            "location": frame.to_latlon(0, 62),
+                            "camera": {
+                                "height_m": 9.0,
+                                "heading_deg": 180.0,
+                                "tilt_deg": 40.0,
+                                "fov_deg": 60.0,
+                                "width_px": 1280,
+                                "height_px": 720,
+                                "max_range_m": 40.0,
+                                "sees": ["plaza"],
                             },
                         },
                     ],

@@ -43,7 +43,11 @@ def pipeline_counts(models, densities):
         for density in densities:
             for frame, truth in frames(pose, density):
                 (det,) = detector.detect([frame])
-                dmap = density_model.estimate([frame])[0] if counter.needs_density(det) else None
+                dmap = (
+                    density_model.estimate([frame], from_rows=[counter.density_from_row])[0]
+                    if counter.needs_density(det)
+                    else None
+                )
                 obs = counter.observe(0.0, det, dmap)
                 rows.append(
                     (density, obs.count, truth_in_region(truth, view), obs.zones["west"].density_weight)

@@ -1,4 +1,5 @@
 import json
+import time
 
 import cv2
 import numpy as np
@@ -125,3 +126,42 @@ def test_command_line_renders_venue_cameras_to_files(tmp_path):
     cap.release()
     assert ok
     assert frame.shape == (180, 320, 3)
+
+
+def test_cameras_render_in_worker_processes(tmp_path):
+    from beffroi.venue import dump_venue
+    from simulators.camera.__main__ import main
+    from tests.vision.scenes import small_venue
+
+    dump_venue(small_venue(), tmp_path / "venue.yaml")
+    args = ["--venue", str(tmp_path / "venue.yaml"), "--density", "plaza=0.5", "--processes", "2"]
+    args += ["--seconds", "1", "--fps", "2", "--width", "320", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    for cam in ("cam-1", "cam-2"):
+        assert len((tmp_path / "out" / f"{cam}.truth.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_live_run_says_where_its_streams_are_and_the_truth_by_wall_clock(tmp_path):
+    import csv
+    import json
+
+    from beffroi.clock import parse_iso
+    from beffroi.venue import dump_venue
+    from simulators.camera.__main__ import main
+    from tests.vision.scenes import small_venue
+
+    dump_venue(small_venue(), tmp_path / "venue.yaml")
+    args = ["--venue", str(tmp_path / "venue.yaml"), "--density", "plaza=0.5", "--density", "forecourt=0.2"]
+    args += ["--seconds", "1", "--fps", "2", "--width", "320"]
+    args += ["--serve", "0", "--live", str(tmp_path / "live")]
+    before = time.time()
+    assert main([*args, "--warmup", "0.2"]) == 0
+    streams = json.loads((tmp_path / "live" / "streams.json").read_text())
+    assert sorted(streams) == ["cam-1", "cam-2"]
+    assert all(u.startswith("http://127.0.0.1:") and u.endswith(f"/{c}.mjpg") for c, u in streams.items())
+    rows = list(csv.DictReader((tmp_path / "live" / "zones.csv").read_text().splitlines()))
+    assert {(r["site"], r["zone"]) for r in rows} == {("site-a", "plaza"), ("site-a", "forecourt")}
+    assert {r["zone"]: float(r["density"]) for r in rows} == {"plaza": 0.5, "forecourt": 0.2}
+    first = parse_iso(rows[0]["timestamp"]).timestamp()
+    assert before < first < before + 5  # wall-clock time of the first frame
+    assert parse_iso(rows[-1]["timestamp"]).timestamp() - first == pytest.approx(1.0)

@@ -53,10 +53,39 @@ def test_density_map_takes_over_as_the_crowd_gets_dense(make_renderer):
     with_empty = counter.observe(0.0, det, empty)
     with_double = counter.observe(0.0, det, doubled)
     assert plain.zones["north"].density_weight == 0.0
-    assert 0.0 < with_empty.zones["north"].density_weight < 1.0  # 1 p/m²: halfway
+    w = with_empty.zones["north"].density_weight
+    assert 0.0 < w < 1.0  # 1 p/m² of boxes: halfway
+    assert with_double.zones["north"].density_weight == w  # the boxes found set the weight, not the map
     assert with_empty.count < plain.count < with_double.count
-    assert with_double.zones["north"].density_weight == 1.0  # the map says 2 p/m²
-    assert with_double.count == pytest.approx(2 * plain.count, rel=0.1)
+    n = plain.zones["north"].count
+    assert with_double.zones["north"].count == pytest.approx((1 - w) * n + w * 2 * n, rel=0.05)
+
+
+def test_a_density_map_smeared_into_a_sparse_zone_leaves_its_count_to_the_boxes():
+    from simulators.camera.crowd import StaticConditions
+    from simulators.camera.render import CameraRenderer
+    from tests.vision.scenes import gate_scene
+
+    r = CameraRenderer(
+        gate_scene(width=640, height=360),
+        conditions=StaticConditions({"plaza": 0.2, "north": 2.0}),
+        fps=5.0,
+        seed=4,
+    )
+    counter = CameraCounter.for_view(view_of(r), fusion=FusionConfig(detect_below=0.5), track=False)
+    _, truth = r.next_frame()
+    dmap = np.zeros((45, 80), np.float32)
+    for p in truth.persons:  # a map right about the dense zone...
+        dmap[min(44, int(p.foot[1] / 8)), min(79, int(p.foot[0] / 8))] += 1.0
+    plaza = counter.view.zone_cells(45, 80)["plaza"]
+    dmap[plaza] += 0.5  # ... and with mass all over the sparse one
+    obs = counter.observe(0.0, truth_boxes(truth), dmap)
+    assert obs.zones["north"].density_weight == 1.0
+    assert obs.zones["plaza"].density_weight == 0.0
+    assert obs.zones["plaza"].count == obs.zones["plaza"].detected
+    assert obs.zones["north"].count == pytest.approx(
+        float(dmap[counter.view.zone_cells(45, 80)["north"]].sum())
+    )
 
 
 def test_tracks_of_people_walking_through_the_gate_are_counted(make_renderer):
@@ -70,3 +99,13 @@ def test_tracks_of_people_walking_through_the_gate_are_counted(make_renderer):
         seen_in += sum(1 for c in obs.crossings if c.direction > 0)
     assert true_in >= 8
     assert seen_in == pytest.approx(true_in, abs=max(2, 0.2 * true_in))
+
+
+def test_a_camera_that_never_sees_people_big_enough_counts_nowhere(make_renderer):
+    r = make_renderer(density=1.0, seed=4, width=640, height=360)
+    cv = view_of(r, min_person_px=400)  # taller than the image
+    assert cv.region_area == 0.0
+    counter = CameraCounter.for_view(cv, track=False)
+    _, truth = r.next_frame()
+    obs = counter.observe(0.0, truth_boxes(truth))
+    assert all(z.area_m2 == 0 and z.count == 0 for z in obs.zones.values())

@@ -37,3 +37,33 @@ def test_density_weights_must_be_ours(tmp_path):
         load_density(bad)
     with pytest.raises(FileNotFoundError, match="train-density"):
         load_density(tmp_path / "missing.pt")
+
+
+def test_the_estimator_folds_batch_norm_without_changing_the_maps():
+    from analytics.vision.service import WEIGHTS
+
+    est = DensityEstimator(WEIGHTS / "density.pt", device="cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in est.net.modules())
+    frames = [np.random.default_rng(s).integers(0, 255, (64, 96, 3), dtype=np.uint8) for s in range(2)]
+    raw = load_density(WEIGHTS / "density.pt")
+    with torch.inference_mode():
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+        want = (raw(x)[:, 0].clamp(min=0.0) / 100.0).numpy()
+    for got, w in zip(est.estimate(frames), want, strict=True):
+        np.testing.assert_allclose(got, w, atol=1e-4)
+
+
+def test_the_density_model_can_skip_the_rows_above_the_counting_region():
+    from analytics.vision.service import WEIGHTS
+    from tests.vision.scenes import CCTV_POSES, cctv_scene, crowd_frames
+
+    est = DensityEstimator(WEIGHTS / "density.pt", device="cpu")
+    frame, _ = next(iter(crowd_frames(cctv_scene(CCTV_POSES[0]), density=2.0, seeds=range(1000, 1001))))
+    (full,) = est.estimate([frame])
+    (cut,) = est.estimate([frame], from_rows=[160])
+    assert cut.shape == full.shape
+    assert (cut[: 160 // 8] == 0).all()
+    below = slice((160 + 64) // 8, None)  # away from the cut, the network sees the same pixels
+    assert cut[below].sum() == pytest.approx(full[below].sum(), rel=0.02)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        est.estimate([frame], from_rows=[100])

@@ -118,3 +118,26 @@ def test_count_command_writes_one_row_per_frame(sim_video, tmp_path, tiny_yolo):
 def test_count_command_reports_a_missing_video(tmp_path, capsys):
     assert main(["count", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "c.csv")]) == 1
     assert "none.mp4" in capsys.readouterr().err
+
+
+def test_count_command_names_the_backends_it_knows(tmp_path, capsys):
+    assert main(["count", "x.avi", "--backend", "sift", "--out", str(tmp_path / "c.csv")]) == 2
+    assert "sift" in (err := capsys.readouterr().err)
+    assert "hog" in err
+    assert "yolo" in err
+
+
+def test_video_commands_load_no_model_library_until_they_run():
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, sys\n"
+        "from beffroi.commands import count, train_density, train_detector\n"
+        "sub = argparse.ArgumentParser().add_subparsers()\n"
+        "for m in (count, train_density, train_detector):\n"
+        "    m.register(sub)\n"
+        "print(sorted({'torch', 'cv2', 'ultralytics'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -35,6 +35,8 @@ def test_one_state_per_zone_per_second_from_all_cameras():
         out += agg.add(obs("cam2", k * 0.2, 100.0, 100.0), t)
     assert out == []  # the window stays open until an observation comes a second after its end
     out += agg.add(obs("cam1", 2.1, 300.0, 100.0), T0 + timedelta(seconds=2.1))
+    assert out == []  # and for every camera's
+    out += agg.add(obs("cam2", 2.1, 100.0, 100.0), T0 + timedelta(seconds=2.1))
     assert len(out) == 1
     s = out[0]
     assert s.zone_id == "plaza"
@@ -51,7 +53,7 @@ def test_one_state_per_zone_per_second_from_all_cameras():
     assert 0 < s.confidence < 1
     rest = agg.flush()
     assert [x.ts for x in rest] == [T0 + timedelta(seconds=3)]
-    assert rest[0].density == pytest.approx(3.0)
+    assert rest[0].density == pytest.approx(2.0)
 
 
 def test_flow_through_gates_in_persons_per_minute_per_metre():
@@ -102,6 +104,9 @@ def test_zone_state_on_the_bus_carries_aggregates_only(bus, bus_names):
     assert rec.header("schema") == b"beffroi.zone_state.v1"
     payload = json.loads(rec.value)
     assert ZoneState.model_validate(payload) == states[0]
+    assert set(payload) == AGGREGATE_FIELDS
+    assert payload["gates"]
+    assert all(set(g) == GATE_FIELDS for g in payload["gates"])
     assert len(rec.value) < 2048
 
     def leaves(x, path=""):
@@ -138,3 +143,76 @@ def test_scoring_compares_states_with_the_truth_at_their_time(tmp_path):
     assert result.mae == pytest.approx(0.5)  # 5 windows against 1.0, 3 against 2.0
     assert result.mean_true == pytest.approx((5 * 1.0 + 3 * 2.0) / 8)
     assert result.per_zone["stade/plaza"][0] == 8
+
+
+def test_windows_wait_for_the_slowest_camera_unless_it_stalls():
+    agg2 = aggregator(max_skew_s=10.0)
+    out = agg2.add(obs("cam2", 0.0, 100.0, 100.0), T0)
+    for k in range(1, 6):
+        out += agg2.add(obs("cam1", k, 100.0, 100.0), T0 + timedelta(seconds=k))
+    assert out == []  # held back by cam2 at t=0
+    out += agg2.add(obs("cam2", 3.0, 100.0, 100.0), T0 + timedelta(seconds=3))
+    assert [s.ts for s in out] == [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
+    for k in range(6, 20):  # cam2 stalls: after 10 s of skew the windows go out without it
+        out += agg2.add(obs("cam1", k, 100.0, 100.0), T0 + timedelta(seconds=k))
+    assert out[-1].ts >= T0 + timedelta(seconds=17)
+    assert agg2.add(obs("cam2", 4.0, 100.0, 100.0), T0 + timedelta(seconds=4)) == []
+    assert agg2.late_observations == 1
+
+
+#: what a zone_state record may carry: aggregates and identifiers, never pixels, boxes or faces
+AGGREGATE_FIELDS = {
+    "schema",
+    "zone_id",
+    "site_id",
+    "ts",
+    "window_s",
+    "count",
+    "observed_count",
+    "observed_area_m2",
+    "coverage",
+    "density",
+    "los",
+    "flow_ppm_per_m",
+    "flow_los",
+    "gates",
+    "confidence",
+    "method",
+    "cameras",
+    "frames",
+}
+GATE_FIELDS = {"gate_id", "width_m", "entered", "left", "flow_ppm_per_m", "los"}
+
+
+def _leaf_types(prop, defs):
+    if "$ref" in prop:
+        name = prop["$ref"].rsplit("/", 1)[1]
+        return {t for p in defs[name].get("properties", {}).values() for t in _leaf_types(p, defs)} or {
+            defs[name].get("type", "enum")
+        }
+    if "anyOf" in prop:
+        return {t for p in prop["anyOf"] for t in _leaf_types(p, defs)}
+    if prop.get("type") == "array":
+        return {f"array of {t}" for t in _leaf_types(prop["items"], defs)}
+    return {prop.get("type", "enum") + (f" ({prop['format']})" if "format" in prop else "")}
+
+
+def test_the_published_schema_holds_aggregates_only():
+    schema = ZoneState.model_json_schema(by_alias=True)
+    defs = schema["$defs"]
+    assert set(schema["properties"]) == AGGREGATE_FIELDS
+    assert set(defs["GateFlow"]["properties"]) == GATE_FIELDS
+    types = {t for p in schema["properties"].values() for t in _leaf_types(p, defs)}
+    # numbers, ids, enums (level of service, method) and a time: nothing that can hold an image or a box
+    assert types <= {
+        "number",
+        "integer",
+        "string",
+        "string (date-time)",
+        "null",
+        "enum",
+        "array of string",
+        "array of number",
+        "array of integer",
+    }, types
+    assert ZoneState.model_config.get("extra") == "forbid"
