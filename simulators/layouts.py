@@ -27,6 +27,7 @@ from beffroi.venue import (
     ZoneKind,
     polygon_area_m2,
 )
+from simulators.camera.survey import survey_ground_refs
 from simulators.geometry import aim, camera_coverage, ellipse_point, ring_sector
 
 XY = tuple[float, float]
@@ -46,6 +47,10 @@ DESIGN_DENSITY: dict[ZoneKind, float] = {
     ZoneKind.AREA: 2.0,
 }
 """Persons/m2 a zone is planned for: its capacity is area x this."""
+
+MIN_TILT_DEG, MAX_TILT_DEG = 12.0, 45.0
+"""Camera tilts: below the least, most of the image is far away; beyond the most, people seen from
+above are too foreshortened to count."""
 
 
 def _r(v: float) -> float:
@@ -156,16 +161,32 @@ class SiteBuilder:
         self.devices.append(dev)
         return dev
 
-    def camera(self, at: XY, target: XY, *, zone: str, height: float = 12.0, fov: float = 70.0) -> Device:
+    def camera(
+        self,
+        at: XY,
+        target: XY,
+        *,
+        zone: str,
+        height: float = 12.0,
+        fov: float = 70.0,
+        reach: float | None = None,
+    ) -> Device:
+        """A camera at `at` aimed at `target` (or at the point `reach` metres towards it), with the
+        reference points a survey of its installation gives (`survey_ground_refs`)."""
+        if reach is not None:
+            d = math.dist(at, target)
+            target = _lerp(at, target, min(1.0, reach / d)) if d > 0 else target
         heading, tilt = aim(at, target, height)
-        tilt = max(tilt, 12.0)
+        tilt = min(max(tilt, MIN_TILT_DEG), MAX_TILT_DEG)
         pose = CameraPose(height_m=height, heading_deg=heading, tilt_deg=tilt, fov_deg=fov)
-        view = CameraView(pose, self.ll(at))
-        cover = camera_coverage(view, self.zones)
+        location = self.ll(at)
+        cover = camera_coverage(CameraView(pose, location), self.zones)
         sees = [zone] + [
             z for z, f in sorted(cover.items(), key=lambda kv: -kv[1]) if f >= 0.02 and z != zone
         ]
-        return self.device(DeviceKind.CAMERA, at, zone=zone, camera=pose.model_copy(update={"sees": sees}))
+        refs = survey_ground_refs(pose, location, origin=self.center)
+        pose = pose.model_copy(update={"sees": sees, "ground_refs": refs})
+        return self.device(DeviceKind.CAMERA, at, zone=zone, camera=pose)
 
     def counters_on_all_exits(self, skip: Callable[[Exit], bool] = lambda e: False) -> None:
         for e in self.exits:
@@ -360,12 +381,13 @@ def stadium(site_id: str, name: str, center: LatLon, *, seats: int = 78_000) -> 
             height=8.0,
         )
     for k, q in enumerate(QUARTERS):
+        # a PTZ on the roof's rear edge over each quarter's main stand, looking down its rows
         b.camera(
-            ellipse_point(*pitch, k * 90 + 180),
-            ellipse_point(80.0, 105.0, k * 90),
+            ellipse_point(*bowl, k * 90),
+            ellipse_point(92.0, 117.0, k * 90),
             zone=f"stand-{STAND_NAMES[k * 2]}",
-            height=35.0,
-            fov=60.0,
+            height=8.0,
+            fov=55.0,
         )
         b.camera(
             ellipse_point(*bowl, k * 90 + 30),
@@ -376,9 +398,10 @@ def stadium(site_id: str, name: str, center: LatLon, *, seats: int = 78_000) -> 
         )
         b.camera(
             ellipse_point(*fence, k * 90 + 20),
-            ellipse_point(185.0, 210.0, k * 90),
+            ellipse_point(160.0, 185.0, k * 90 + 20),
             zone=f"parvis-{q}",
-            height=15.0,
+            height=8.0,
+            fov=55.0,
         )
     return b.build()
 
@@ -573,16 +596,17 @@ def fan_zone(site_id: str, name: str, center: LatLon, *, scale: float = 1.0) -> 
         covers=["queue-north", "queue-south", "food-court", "toilets"],
         min_count=50,
     )
-    b.camera(p(-40, 105), p(-10, 90), zone="queue-north", height=8.0)
-    b.camera(p(-40, -105), p(-10, -90), zone="queue-south", height=8.0)
-    b.camera(p(58, -48), p(0, 0), zone="lawn", height=15.0)
-    b.camera(p(-58, 48), p(0, 0), zone="lawn", height=15.0)
-    b.camera(p(58, 48), p(-10, 20), zone="lawn", height=15.0)
-    b.camera(p(-58, -48), p(10, -20), zone="lawn", height=15.0)
-    b.camera(p(92, -28), p(75, 0), zone="stage-front", height=10.0)
-    b.camera(p(92, 28), p(75, 0), zone="stage-front", height=10.0)
+    # aimed at counting range: a person must stand some 50 px tall in a 640 px wide image
+    b.camera(p(-40, 105), p(-10, 90), zone="queue-north", height=8.0, reach=16.0)
+    b.camera(p(-40, -105), p(-10, -90), zone="queue-south", height=8.0, reach=16.0)
+    b.camera(p(58, -48), p(0, 0), zone="lawn", height=8.0, fov=60.0, reach=16.0)
+    b.camera(p(-58, 48), p(0, 0), zone="lawn", height=8.0, fov=60.0, reach=16.0)
+    b.camera(p(58, 48), p(-10, 20), zone="lawn", height=8.0, fov=60.0, reach=16.0)
+    b.camera(p(-58, -48), p(10, -20), zone="lawn", height=8.0, fov=60.0, reach=16.0)
+    b.camera(p(92, -28), p(75, 0), zone="stage-front", height=8.0, fov=60.0, reach=14.0)
+    b.camera(p(92, 28), p(75, 0), zone="stage-front", height=8.0, fov=60.0, reach=14.0)
     b.camera(p(-62, 78), p(-30, 65), zone="food-court", height=6.0)
-    b.camera(p(-108, -45), p(-85, 0), zone="exit-walk", height=8.0)
+    b.camera(p(-108, -45), p(-85, 0), zone="exit-walk", height=8.0, reach=16.0)
     return b.build()
 
 
@@ -744,10 +768,10 @@ def riverside(site_id: str, name: str, path: tuple[tuple[str, float, float], ...
                 covers=[up, lo],
                 min_count=50,
             )
-            for z, d, h in ((up, 92.0, 10.0), (lo, 70.0, 6.0)):
+            for z, d, h, reach in ((up, 92.0, 8.0, 16.0), (lo, 70.0, 6.0, None)):
                 cam = _lerp(off(i, sign * d), off(i + 1, sign * d), 0.1)
                 tgt = _lerp(off(i, sign * (d - 8)), off(i + 1, sign * (d - 8)), 0.3)
-                b.camera(cam, tgt, zone=z, height=h)
+                b.camera(cam, tgt, zone=z, height=h, reach=reach)
             pen = f"pen-{bank}{i + 1:02d}a"
             px, py = b.centre(pen)
             ux, uy = b.centre(up)
