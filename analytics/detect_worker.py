@@ -170,20 +170,18 @@ class DetectWorker:
         return len(records)
 
     def _watermark(self) -> float | None:
-        """Event time up to which every partition has delivered, minus the lateness.
+        """Event time up to which every partition with data has delivered, minus the lateness.
 
-        Partitions are tracked by the latest reading time each has delivered. One far behind the
-        newest (`max_skew_s`: silent devices) or never seen yet (an empty partition) does not
-        hold detection back longer than `max_skew_s`.
+        Partitions are tracked by the latest reading time each has delivered. Only partitions that
+        have delivered are waited for: on a sparse venue most partitions of the readings topic stay
+        empty, and waiting for them would keep detection quiet for `max_skew_s`. One far behind the
+        newest (`max_skew_s`: silent devices) does not hold detection back either.
         """
         if not self._partition_ts:
             return None
-        newest = max(self._partition_ts.values())
-        floor = newest - self.config.max_skew_s
-        assigned = {f"{tp.topic}:{tp.partition}" for tp in self.subscription.positions()}
-        unseen = bool(assigned - set(self._partition_ts))
+        floor = max(self._partition_ts.values()) - self.config.max_skew_s
         current = [t for t in self._partition_ts.values() if t >= floor]
-        return min([*current, floor] if unseen else current) - self.config.engine.lateness_s
+        return min(current) - self.config.engine.lateness_s
 
     def drain(self) -> None:
         """Score every buffered tick now (end of input: tests, replays)."""

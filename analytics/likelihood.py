@@ -12,6 +12,10 @@ Refinements for real sensors: the short average is fed the smaller of the last t
 single knock does not move it, a sustained change does); the score also judges each value on its
 own (`instant`); and both tails are floored by how often this stream has already had excursions
 that high (`tail_levels`), so a stream with heavy tails stops alarming on its usual bursts.
+With peer groups (`bind_groups`: same site, kind and field) the floor of a single value is the
+larger of the stream's own rate and its group's mean rate: the first knock on one fence is no
+news when the site's other fences are knocked every hour. Sustained excursions (the short
+average) are judged on the stream's own history only.
 """
 
 from __future__ import annotations
@@ -101,6 +105,23 @@ class AnomalyLikelihood:
         self.state: dict[str, Array] = {name: ops.zeros(n) for name in self.STATE}
         self._a_short = 2.0 / (config.short_window + 1.0)
         self._a_long = 1.0 / config.long_window
+        self._segment: Array | None = None
+        self._groups = 0
+        self._group_size: Array | None = None
+
+    def bind_groups(self, group: np.ndarray[tuple[int], np.dtype[np.int64]]) -> None:
+        """Peer group of each stream (-1: none): tail rates are pooled within a group."""
+        grouped = group >= 0
+        if not grouped.any():
+            self._segment = self._group_size = None
+            return
+        n_groups = int(group.max()) + 1
+        segment = np.where(grouped, group, np.arange(len(group)) + n_groups)
+        self._groups = n_groups + len(group)
+        self._segment = self.ops.asindex(segment)
+        self._group_size = self.ops.asarray(
+            np.bincount(segment, minlength=self._groups)[segment].astype(float)
+        )
 
     def update(self, raw: Array, present: Array) -> LikelihoodOut:
         """Fold this tick's raw scores in (where present) and return likelihood and score."""
@@ -141,7 +162,11 @@ class AnomalyLikelihood:
         for k, level in enumerate(levels):
             over = ops.as_float(v > level)
             rate, above = st[f"{path}freq{k}"], st[f"{path}above{k}"]
-            freq = freq + over * (rate - freq)
+            seen = rate
+            if path == "i" and self._segment is not None and self._group_size is not None:
+                pooled = ops.take(ops.segment_sum(rate, self._segment, self._groups), self._segment)
+                seen = ops.maximum(rate, pooled / self._group_size)
+            freq = freq + over * (seen - freq)
             rate += a * (above - above * over - rate)
             above += present * (over - above)
         return ops.log(ops.maximum(freq, 1e-30))

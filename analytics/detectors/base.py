@@ -38,6 +38,9 @@ class Phase(IntEnum):
 
 N_PHASES = len(Phase)
 COUNT_QUANTUM = 0.2  # the resolution of a count in square-root units, for the scale floors
+# a count's shot noise in square-root units is 0.5 (Anscombe); a little less allows for counts
+# steadier than Poisson. A count usually 0 that reads 1 is then z = 2.5, not an incident.
+COUNT_SD = 0.4
 
 
 class DetectorError(RuntimeError):
@@ -52,7 +55,11 @@ class StreamMeta:
     0 for continuous values); `kind`: index in `KIND_ORDER` (-1 unknown); `group`: peer group for
     cross-stream checks (-1 when the stream has no comparable peers); `counts`: the values are
     counts of people or devices, whose noise grows with the count (the stack scores their square
-    root, which steadies the noise).
+    root, which steadies the noise); `upward`: only a rise is an incident (loud sound, smoke, a
+    shaken fence; a quiet or clean reading never is); `peer`: a narrower peer group than `group`
+    (same kind of zone: stands with stands, forecourts with forecourts; -1 when unknown), used
+    where it has enough members; `min_sd`: the value's irreducible noise (a count's shot noise),
+    the least spread a baseline may assume.
     """
 
     low: NDArray
@@ -61,12 +68,21 @@ class StreamMeta:
     kind: NDArray
     group: NDArray
     counts: NDArray | None = None
+    upward: NDArray | None = None
+    peer: NDArray | None = None
+    min_sd: NDArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.low)
         if self.counts is None:
             object.__setattr__(self, "counts", np.zeros(n, dtype=bool))
-        for name in ("high", "resolution", "kind", "group", "counts"):
+        if self.upward is None:
+            object.__setattr__(self, "upward", np.zeros(n, dtype=bool))
+        if self.peer is None:
+            object.__setattr__(self, "peer", np.full(n, -1, dtype=np.int64))
+        if self.min_sd is None:
+            object.__setattr__(self, "min_sd", np.zeros(n))
+        for name in ("high", "resolution", "kind", "group", "counts", "upward", "peer", "min_sd"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"StreamMeta.{name} has {len(getattr(self, name))} rows, expected {n}")
 
@@ -97,6 +113,9 @@ class StreamMeta:
             kind=np.concatenate([self.kind, other.kind]).astype(np.int64),
             group=np.concatenate([self.group, other.group]).astype(np.int64),
             counts=np.concatenate([self.count_mask, other.count_mask]),
+            upward=np.concatenate([self.upward_mask, other.upward_mask]),
+            peer=np.concatenate([self.peer_group, other.peer_group]).astype(np.int64),
+            min_sd=np.concatenate([self.noise_floor, other.noise_floor]),
         )
 
     @property
@@ -104,8 +123,24 @@ class StreamMeta:
         assert self.counts is not None
         return self.counts
 
+    @property
+    def upward_mask(self) -> NDArray:
+        assert self.upward is not None
+        return self.upward
+
+    @property
+    def peer_group(self) -> NDArray:
+        assert self.peer is not None
+        return self.peer
+
+    @property
+    def noise_floor(self) -> NDArray:
+        assert self.min_sd is not None
+        return self.min_sd
+
     def transformed(self) -> StreamMeta:
-        """The metadata as detectors see it: count streams in square-root units."""
+        """The metadata as detectors see it: count streams in square-root units, where a count's
+        Poisson shot noise is 0.5 whatever the count (`COUNT_SD`)."""
         c = self.count_mask
         if not c.any():
             return self
@@ -118,6 +153,9 @@ class StreamMeta:
             kind=self.kind,
             group=self.group,
             counts=c,
+            upward=self.upward,
+            peer=self.peer,
+            min_sd=np.where(c, np.maximum(self.noise_floor, COUNT_SD), self.noise_floor),
         )
 
 

@@ -10,6 +10,10 @@ Two delivery faults are judged here, where the readings are: a reading whose sen
 `clock_skew_s` away from its receive time is not trusted (not scored) and raises a clock-skew fault;
 repeated duplicates of a stream's readings raise a duplicate fault.
 
+A sensor fault is never an incident: while any fault severity of a stream is at least
+`fault_gate` (a fault building up, or raised), and for `recovery_s` after, the stream raises no
+incident alert (its first values after a repair, a restart or a resync are not news).
+
 Alerts follow an episode per stream and category: raised when the incident score reaches
 `incident_on` (or a fault severity 1), closed after `cooldown_s` below `incident_off`. An alert id
 derives from (category, stream, episode start), so replaying the same readings raises the same ids.
@@ -53,6 +57,12 @@ class EngineConfig(BaseModel):
     settle_on: float = Field(default=0.97, gt=0, le=1)
     cooldown_s: float = Field(default=120.0, ge=0, description="quiet time that ends an incident episode")
     fault_cooldown_s: float = Field(default=300.0, ge=0)
+    fault_gate: float = Field(
+        default=0.5, gt=0, le=1, description="fault severity from which a stream's incident alerts are held"
+    )
+    recovery_s: float = Field(
+        default=300.0, ge=0, description="incident alerts stay held this long after a fault clears"
+    )
     clock_skew_s: float = Field(
         default=120.0, gt=0, description="|sensor time - receive time| beyond which a reading is not trusted"
     )
@@ -165,10 +175,18 @@ def _aware(t: float) -> datetime:
 
 
 class DetectEngine:
-    def __init__(self, config: EngineConfig | None = None, *, phases: PhaseSource | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        phases: PhaseSource | None = None,
+        zone_kinds: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
+        """`zone_kinds`: (site, zone) -> kind of zone, when the venue is known (narrower peer groups)."""
         self.config = config or EngineConfig()
         self.phases: PhaseSource = phases if phases is not None else NoPhase()
-        self.table = StreamTable()
+        self.zone_kinds = dict(zone_kinds or {})
+        self.table = StreamTable(zone_kinds=dict(self.zone_kinds))
         self.stack = DetectorStack(self.config.stack, meta=self.table.meta)
         self.pending: dict[int, list[Reading]] = {}
         self.next_tick: int | None = None
@@ -183,6 +201,7 @@ class DetectEngine:
         self.untrusted = 0
         self.skewed_until = np.zeros(0, np.float64)
         self.recent_dups = np.zeros(0, np.float64)
+        self.held_until = np.zeros(0, np.float64)
         self._binary = np.zeros(0, bool)
         self._site_rows = np.zeros(0, np.int64)
 
@@ -252,6 +271,7 @@ class DetectEngine:
         extra = n - len(self.last_ts)
         self.skewed_until = np.concatenate([self.skewed_until, np.zeros(extra)])
         self.recent_dups = np.concatenate([self.recent_dups, np.zeros(extra)])
+        self.held_until = np.concatenate([self.held_until, np.zeros(extra)])
         self.last_ts = np.concatenate([self.last_ts, np.full(extra, -math.inf)])
         self.last_value = np.concatenate([self.last_value, np.full(extra, math.nan)])
         self.last_message += [""] * extra
@@ -308,6 +328,9 @@ class DetectEngine:
                 fault = np.where(worse, severity, fault)
                 for row in np.flatnonzero(worse).tolist():
                     fault_key[row] = key
+        unhealthy = fault >= cfg.fault_gate
+        self.held_until[unhealthy] = tick_end + cfg.recovery_s
+        score[unhealthy | (self.held_until > tick_end)] = 0.0
         cool_i = int(cfg.cooldown_s / cfg.tick_s)
         cool_f = int(cfg.fault_cooldown_s / cfg.tick_s)
         threshold = np.where(settling[self._site_rows], cfg.settle_on, cfg.incident_on)
@@ -394,6 +417,7 @@ class DetectEngine:
         arrays["last_ts"] = self.last_ts.copy()
         arrays["skewed_until"] = self.skewed_until.copy()
         arrays["recent_dups"] = self.recent_dups.copy()
+        arrays["held_until"] = self.held_until.copy()
         arrays["last_value"] = self.last_value.copy()
         meta = {
             "streams": self.table.to_json(),
@@ -408,7 +432,7 @@ class DetectEngine:
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, NDArray], meta: Mapping[str, Any]) -> None:
-        self.table = StreamTable.from_json(meta["streams"])
+        self.table = StreamTable.from_json(meta["streams"], zone_kinds=self.zone_kinds)
         self.stack = DetectorStack(self.config.stack, meta=self.table.meta)
         self.stack.load_state({k[len("stack.") :]: v for k, v in arrays.items() if k.startswith("stack.")})
         for name, ep in (("incidents", self.incidents), ("faults", self.faults)):
@@ -418,6 +442,10 @@ class DetectEngine:
         self.last_ts = np.asarray(arrays["last_ts"], np.float64).copy()
         self.skewed_until = np.asarray(arrays["skewed_until"], np.float64).copy()
         self.recent_dups = np.asarray(arrays["recent_dups"], np.float64).copy()
+        held = arrays.get("held_until")
+        self.held_until = (
+            np.zeros(len(self.recent_dups)) if held is None else np.asarray(held, np.float64).copy()
+        )
         self.last_value = np.asarray(arrays["last_value"], np.float64).copy()
         self.last_message = list(meta["last_message"])
         self.pending = {

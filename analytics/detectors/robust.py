@@ -31,6 +31,7 @@ def robust_z(
     trend: Array | None = None,
     beta: float = 0.0,
     damping: float = 1.0,
+    min_sd: Array | None = None,
 ) -> Array:
     """Signed robust z of `x` against (loc, scale), then update loc/scale/count in place.
 
@@ -43,6 +44,8 @@ def robust_z(
         loc += w * trend
     d = x - loc
     s_eff = scale * SIGMA_PER_SCALE + floor
+    if min_sd is not None:
+        s_eff = ops.maximum(s_eff, min_sd)
     warm = ops.as_float(count >= min_count)
     z = d / s_eff * (warm * w)
     n1 = count + w

@@ -110,6 +110,7 @@ class DetectorStack:
         self.incident_keys = tuple(d.KEY for d in self.incident)
         self.fault_keys = tuple(d.KEY for d in self.faults)
         self.likelihood = AnomalyLikelihood(config.likelihood, ops=self.ops, n=meta.n)
+        self.likelihood.bind_groups(meta.group)
         self._phase_limit = min(
             (getattr(d.config, "n_phases", math.inf) for d in self.detectors), default=math.inf
         )
@@ -139,6 +140,7 @@ class DetectorStack:
         for d in self.detectors:
             d.grow(self._seen_meta)
         self.likelihood.grow(meta.n)
+        self.likelihood.bind_groups(meta.group)
         self.meta = meta
 
     def clock(self, now: float) -> float:

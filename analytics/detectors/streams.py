@@ -2,7 +2,10 @@
 
 A stream is one value field of one device (`gate-3/in`, `aq-1/pm25`). Rows are appended in the
 order streams first appear (readings are sorted within a tick, so the order is deterministic).
-Peer groups (for drift) are (site, model, field). Binary fields (door open, panic pressed, telco
+Peer groups (for drift) are (site, model, field), and narrower ones (site, kind of zone, model,
+field) where the venue's zone kinds are known: sensors in stands share the crowd's heat, those on
+forecourts the weather. Only a rise is an incident for sound, air quality, temperature and fence
+vibration (`UPWARD_KINDS`). Binary fields (door open, panic pressed, telco
 `suppressed`) get fault checks but no incident scores: rules handle them.
 """
 
@@ -14,10 +17,13 @@ from typing import Any
 import numpy as np
 
 from analytics.detectors.base import KIND_ORDER, StreamMeta
-from beffroi.devices import KIND_BY_MODEL, Field
+from beffroi.devices import KIND_BY_MODEL, DeviceKind, Field
 from beffroi.events import Reading
 
 IGNORED_FIELDS = frozenset({"suppressed"})
+UPWARD_KINDS = frozenset(
+    {DeviceKind.ACOUSTIC, DeviceKind.AIR_QUALITY, DeviceKind.TEMPERATURE, DeviceKind.PERIMETER}
+)
 
 
 def _quantum(f: Field | None) -> float:
@@ -38,6 +44,7 @@ class StreamInfo:
     site_id: str
     zone_id: str | None
     model: str
+    zone_kind: str | None = None
 
 
 @dataclass
@@ -46,6 +53,8 @@ class StreamTable:
     index: dict[str, int] = field(default_factory=dict)
     groups: dict[tuple[str, str, str], int] = field(default_factory=dict)
     sites: dict[str, int] = field(default_factory=dict)
+    zone_kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    peers: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     _meta: StreamMeta = field(default_factory=StreamMeta.empty)
     _binary: list[bool] = field(default_factory=list)
 
@@ -75,12 +84,13 @@ class StreamTable:
             site_id=reading.site_id,
             zone_id=reading.zone_id,
             model=reading.model,
+            zone_kind=self.zone_kinds.get((reading.site_id, reading.zone_id or "")),
         )
         self._append([info])
         return self.index[key]
 
     def _append(self, infos: list[StreamInfo]) -> None:
-        low, high, res, kind, group, counts = [], [], [], [], [], []
+        low, high, res, kind, group, counts, upward, peer = [], [], [], [], [], [], [], []
         for info in infos:
             self.index[info.key] = len(self.streams)
             self.streams.append(info)
@@ -97,6 +107,9 @@ class StreamTable:
             group.append(self.groups.setdefault(gkey, len(self.groups)))
             self._binary.append(f is not None and f.integer and f.low == 0 and f.high == 1)
             counts.append(f is not None and f.integer and f.high > 1)
+            upward.append(spec is not None and spec.kind in UPWARD_KINDS)
+            pkey = (info.site_id, info.zone_kind or "", info.model, info.field)
+            peer.append(self.peers.setdefault(pkey, len(self.peers)) if info.zone_kind else -1)
         self._meta = self._meta.extend(
             StreamMeta(
                 low=np.array(low, dtype=np.float64),
@@ -105,6 +118,8 @@ class StreamTable:
                 kind=np.array(kind, dtype=np.int64),
                 group=np.array(group, dtype=np.int64),
                 counts=np.array(counts, dtype=bool),
+                upward=np.array(upward, dtype=bool),
+                peer=np.array(peer, dtype=np.int64),
             )
         )
 
@@ -123,7 +138,9 @@ class StreamTable:
         return [s.__dict__.copy() for s in self.streams]
 
     @classmethod
-    def from_json(cls, items: list[dict[str, Any]]) -> StreamTable:
-        table = cls()
+    def from_json(
+        cls, items: list[dict[str, Any]], *, zone_kinds: dict[tuple[str, str], str] | None = None
+    ) -> StreamTable:
+        table = cls(zone_kinds=dict(zone_kinds or {}))
         table._append([StreamInfo(**item) for item in items])
         return table

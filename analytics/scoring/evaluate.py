@@ -157,7 +157,10 @@ def simulate(
     sites = [inst.site.id for inst in sim.world.instances]
     site_index = {s: k for k, s in enumerate(sites)}
     config = engine or EngineConfig(tick_s=scenario.spec.tick_s)
-    det = DetectEngine(config, phases=scenario_phases(sim))
+    zone_kinds = {
+        (inst.site.id, zone.id): zone.kind.value for inst in sim.world.instances for zone in inst.site.zones
+    }
+    det = DetectEngine(config, phases=scenario_phases(sim), zone_kinds=zone_kinds)
     end = scenario.spec.duration if duration_s is None else min(duration_s, scenario.spec.duration)
     incidents, faults = _labels(sim)
     run = EvalRun(

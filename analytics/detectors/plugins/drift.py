@@ -1,13 +1,14 @@
 """Sensor drift: a slow, smooth departure from comparable peers (same site, kind and field).
 
-The residual r = value - mean of the peers' latest values (net of their usual offsets; the
-stream itself and peers in an excursion left out) removes what the whole site sees (weather, the
-crowd). A fast EW of r is compared with a slow reference; the departure is measured against both
-the residual's noise and its usual wander (sensors in different places differ slowly on their
-own). A drift builds up gradually: an excursion that began with a jump (an incident: smoke, a
-crowd surge) is vetoed, so incidents are not reported as drift. Only kinds where drift is a
-sensor fault are judged (environmental sensors by default); counters legitimately differ from
-their peers.
+The residual r = value - mean of the peers' latest values (net of their usual offsets; the stream
+itself and peers in an excursion left out) removes what the whole site sees (weather, the crowd).
+The peers are those in the same kind of zone (`StreamMeta.peer`) when there are `min_peers` of them:
+a forecourt thermometer follows other forecourts, not the stands that warm up as the crowd fills
+them. A fast EW of r is compared with a slow reference; the departure is measured against both the
+residual's noise and its usual wander (sensors in different places differ slowly on their own). A
+drift builds up gradually: an excursion that began with a jump (an incident: smoke, a crowd surge)
+is vetoed, so incidents are not reported as drift. Only kinds where drift is a sensor fault are
+judged (environmental sensors by default); counters legitimately differ from their peers.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ class Drift(Detector):
         self._groups = n_groups + 1
         self._segment = self.ops.asindex(np.where(meta.group >= 0, meta.group, n_groups))
         self._eligible = self.ops.asarray(eligible.astype(np.float64))
+        peer = meta.peer_group
+        if (peer >= 0).any():
+            n_peer = int(peer.max()) + 1
+            self._peers: int | None = n_peer + 1
+            self._peer_segment = self.ops.asindex(np.where(peer >= 0, peer, n_peer))
+        else:
+            self._peers = None
         self._floor = self.ops.asarray(self.config.abs_floor + 0.5 * meta.resolution)
 
     def update(self, batch: Batch) -> Array:
@@ -84,6 +92,13 @@ class Drift(Detector):
         peer = (st["last"] - st["ref"]) * weight
         total = ops.take(ops.segment_sum(peer, self._segment, self._groups), self._segment) - peer
         peers = ops.take(ops.segment_sum(weight, self._segment, self._groups), self._segment) - weight
+        if self._peers is not None:
+            seg = self._peer_segment
+            near_total = ops.take(ops.segment_sum(peer, seg, self._peers), seg) - peer
+            near = ops.take(ops.segment_sum(weight, seg, self._peers), seg) - weight
+            use = ops.as_float(near >= cfg.min_peers)
+            total = total + use * (near_total - total)
+            peers = peers + use * (near - peers)
         r = x - total / ops.maximum(peers, 1.0)
         valid = w * self._eligible * ops.as_float(peers >= cfg.min_peers)
 

@@ -2,7 +2,8 @@
 
 Each stream keeps one robust location/scale per phase; the current phase's pair lives in flat
 working arrays and is swapped with the bank when the stream's phase changes, so an ordinary tick
-costs the same as a phase-less baseline. Scores |robust z| of the new value.
+costs the same as a phase-less baseline. Scores |robust z| of the new value, or only its rise
+for streams where only a rise is an incident (`StreamMeta.upward`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class PhaseBaseline(Detector):
         ops = self.ops
         self._row0 = ops.arange(meta.n) * self.config.n_phases
         self._floor = ops.asarray(self.config.abs_floor + 0.5 * meta.resolution)
+        self._min_sd = ops.asarray(meta.noise_floor) if meta.noise_floor.any() else None
+        self._upward = ops.asarray(meta.upward_mask.astype(np.float64)) if meta.upward_mask.any() else None
 
     def _switch_phase(self, phase: Array) -> None:
         ops, st = self.ops, self.state
@@ -110,7 +113,10 @@ class PhaseBaseline(Detector):
             trend=st["trend"] if cfg.beta > 0 else None,
             beta=cfg.beta,
             damping=cfg.damping,
+            min_sd=self._min_sd,
         )
+        if self._upward is not None:
+            z = z + self._upward * (ops.maximum(z, 0.0) - z)
         return ops.minimum(ops.abs(z), cfg.max_score)
 
     def phase_location(self) -> NDArray:
