@@ -7,6 +7,7 @@ subscription.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,8 @@ with warnings.catch_warnings():
     from kafka import TopicPartition as KafkaTopicPartition
     from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+
+log = logging.getLogger(__name__)
 
 _PRUNE_EVERY = 10_000
 
@@ -115,6 +118,7 @@ class KafkaBus(Bus):
         try:
             future = producer.send(topic, value=value, key=key, headers=list(headers))
         except KafkaError as exc:
+            self._discard_if_fatal(producer)
             raise BusError(f"topic {topic!r}: send failed: {exc!r}") from exc
         with self._lock:
             unconfirmed = self._unconfirmed.setdefault(threading.get_ident(), [])
@@ -134,6 +138,7 @@ class KafkaBus(Bus):
             topics = sorted({topic for topic, _ in mine})
             raise BusError(f"topics {topics}: flush failed after {timeout}s: {exc!r}") from exc
         failed = [(topic, future) for topic, future in mine if not future.succeeded()]
+        self._discard_if_fatal(producer)
         if failed:
             topics = sorted({topic for topic, _ in failed})
             first = failed[0][1].exception
@@ -196,6 +201,22 @@ class KafkaBus(Bus):
     def _check_open(self) -> None:
         if self._closed:
             raise BusError("kafka bus is closed")
+
+    def _discard_if_fatal(self, producer: KafkaProducer) -> None:
+        """Drop a producer that an error left unusable, so that the next `send` starts a new one.
+
+        kafka-python's idempotent producer treats some per-record refusals (a record over the topic's
+        `max.message.bytes`) as fatal: it then fails every record it holds and every later one. The
+        records it failed are reported by the flush of the threads that sent them; none is lost.
+        """
+        manager = getattr(producer, "_transaction_manager", None)
+        if manager is None or not manager.has_fatal_error():
+            return
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        log.warning("kafka producer hit a fatal error; a new one takes over")
+        producer.close(timeout=0)
 
     def _forget(self, subscription: KafkaSubscription) -> None:
         with self._lock:
