@@ -17,21 +17,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from analytics.detectors.engine import DetectEngine, EngineConfig, PhaseSource, TickResult
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
 from beffroi.bus import Bus, BusError, Subscription, TopicPartition
 from beffroi.events import Alert
 from beffroi.settings import Settings
+from beffroi.signals import stop_on_signals
 from beffroi.store import Store, StoreError
+from beffroi.venue import Venue
 from ingest.records import BadRecord, alert_record, decode_reading
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,31 @@ def score_record(result: TickResult) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def zone_kinds_of(venue: Venue) -> dict[tuple[str, str], str]:
+    """(site, zone) -> kind of zone: the narrower peer groups of the detectors (stands with stands)."""
+    return {(site.id, zone.id): zone.kind.value for site in venue.sites for zone in site.zones}
+
+
 class DetectWorker:
     def __init__(
-        self, *, bus: Bus, store: Store, config: DetectWorkerConfig, phases: PhaseSource | None = None
+        self,
+        *,
+        bus: Bus,
+        store: Store,
+        config: DetectWorkerConfig,
+        phases: PhaseSource | None = None,
+        venue: Venue | None = None,
+        zone_kinds: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
+        """`venue` (or `zone_kinds` directly) tells the engine what each zone is for; without it drift
+        compares a sensor with every same-kind sensor of its site."""
         self.bus = bus
         self.store = store
         self.config = config
-        self.engine = DetectEngine(config.engine, phases=phases)
+        kinds = dict(zone_kinds or {})
+        if venue is not None:
+            kinds = {**zone_kinds_of(venue), **kinds}
+        self.engine = DetectEngine(config.engine, phases=phases, zone_kinds=kinds)
         self.stats = DetectStats()
         self._subscription: Subscription | None = None
         self._stop = threading.Event()
@@ -256,7 +273,9 @@ class DetectWorker:
     def _reset(self) -> None:
         """Drop the in-memory state and subscription: the next poll restores from the snapshot."""
         self.close()
-        self.engine = DetectEngine(self.config.engine, phases=self.engine.phases)
+        self.engine = DetectEngine(
+            self.config.engine, phases=self.engine.phases, zone_kinds=self.engine.zone_kinds
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -284,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from beffroi.bus_factory import make_bus
     from beffroi.settings import load_settings
     from beffroi.store_factory import make_store
+    from beffroi.yamlconf import load_model
 
     parser = argparse.ArgumentParser(prog="python -m analytics.detect_worker", description=__doc__)
     parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
@@ -291,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings(args.settings)
+    venue = load_model(Venue, settings.venue) if settings.venue is not None else None
     with make_bus(settings) as bus, make_store(settings) as store:
         store.migrate()
         bus.ensure_topics(settings.kafka.partitions())
@@ -298,15 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             bus=bus,
             store=store,
             config=DetectWorkerConfig.from_settings(settings, snapshot_path=args.snapshot),
+            venue=venue,
         )
-
-        def _on_signal(signum: int, frame: FrameType | None) -> None:
-            worker.stop()
-
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
         try:
-            worker.run()
+            with stop_on_signals(worker.stop):
+                worker.run()
         finally:
             worker.shutdown()
     return 0

@@ -259,7 +259,9 @@ def compose(
         )
         services.append(LoopService("worker", worker.run, worker.stop))
         if settings.detectors.enabled:
-            detectors = DetectWorker(bus=bus, store=store, config=DetectWorkerConfig.from_settings(settings))
+            detectors = DetectWorker(
+                bus=bus, store=store, config=DetectWorkerConfig.from_settings(settings), venue=venue
+            )
             undo.callback(detectors.shutdown)
             services.append(LoopService("detectors", detectors.run, detectors.stop))
         crowd: CrowdWorker | None = None

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from beffroi.devices import Field
+from beffroi.devices import KIND_SPECS, DeviceKind, Field
 from simulators.scenario import FaultType
 from simulators.world import World
 
@@ -22,6 +22,17 @@ DEFAULT_MAGNITUDE = {
     FaultType.NOISE_BURST: 0.08,  # sigma, in typical spans
     FaultType.CLOCK_SKEW: 600.0,  # seconds
 }
+
+
+VALUE_FAULTS = frozenset({FaultType.STUCK, FaultType.DRIFT, FaultType.NOISE_BURST})
+
+
+def observable(ftype: FaultType, kind: DeviceKind) -> bool:
+    """Whether the fault changes what the device reports: a value fault on an on/off device (door
+    contact, panic button) is rounded away or held at its usual state, so it is not placed at random."""
+    if ftype not in VALUE_FAULTS:
+        return True
+    return not all(f.integer and f.low == 0 and f.high == 1 for f in KIND_SPECS[kind].fields)
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,8 @@ def place_faults(world: World) -> list[PlacedFault]:
         for i in range(n):
             site_id, d = devices[int(picks[i])]
             t0, t1 = float(round(starts[i])), float(round(min(starts[i] + lengths[i], spec.duration)))
+            if not observable(rf.types[int(types[i])], d.kind):
+                continue  # skipped, not redrawn: the other random faults stay where they were
             if any(a < t1 and t0 < b for a, b in busy.get(d.id, [])):
                 continue
             busy.setdefault(d.id, []).append((t0, t1))

@@ -10,9 +10,16 @@ Two delivery faults are judged here, where the readings are: a reading whose sen
 `clock_skew_s` away from its receive time is not trusted (not scored) and raises a clock-skew fault;
 repeated duplicates of a stream's readings raise a duplicate fault.
 
+A single stream's first wild value may be a failing sensor as well as an incident: an incident
+alert raises when the stream has scored at the incident level for `confirm_readings` readings in a
+row, or at once when another device of its zone (of its site, for streams without a zone) has
+scored that high within `corroborate_s`. A failing sensor confirms neither: its next value is
+rough noise that the fault checks are learning, and its neighbours see nothing.
+
 A sensor fault is never an incident: while any fault severity of a stream is at least
-`fault_gate` (a fault building up, or raised), and for `recovery_s` after, the stream raises no
-incident alert (its first values after a repair, a restart or a resync are not news).
+`fault_gate` (a fault building up, or raised), and for `recovery_s` after, the stream and the
+other fields of its device raise no incident alert (its first values after a repair, a restart or a
+resync are not news).
 
 Alerts follow an episode per stream and category: raised when the incident score reaches
 `incident_on` (or a fault severity 1), closed after `cooldown_s` below `incident_off`. An alert id
@@ -62,6 +69,12 @@ class EngineConfig(BaseModel):
     )
     recovery_s: float = Field(
         default=300.0, ge=0, description="incident alerts stay held this long after a fault clears"
+    )
+    confirm_readings: int = Field(
+        default=2, ge=1, description="readings in a row at the incident level that raise an alert alone"
+    )
+    corroborate_s: float = Field(
+        default=30.0, ge=0, description="how recent another device's incident-level score corroborates"
     )
     clock_skew_s: float = Field(
         default=120.0, gt=0, description="|sensor time - receive time| beyond which a reading is not trusted"
@@ -202,8 +215,13 @@ class DetectEngine:
         self.skewed_until = np.zeros(0, np.float64)
         self.recent_dups = np.zeros(0, np.float64)
         self.held_until = np.zeros(0, np.float64)
+        self.high_run = np.zeros(0, np.float64)
+        self.high_at = np.zeros(0, np.float64)
         self._binary = np.zeros(0, bool)
         self._site_rows = np.zeros(0, np.int64)
+        self._device_rows = np.zeros(0, np.int64)
+        self._device_zone = np.zeros(0, np.int64)
+        self._n_zones = 0
 
     # feeding ---------------------------------------------------------------
     def add(self, readings: Iterable[Reading], *, watermark: float | None = None) -> list[TickResult]:
@@ -272,11 +290,43 @@ class DetectEngine:
         self.skewed_until = np.concatenate([self.skewed_until, np.zeros(extra)])
         self.recent_dups = np.concatenate([self.recent_dups, np.zeros(extra)])
         self.held_until = np.concatenate([self.held_until, np.zeros(extra)])
+        self.high_run = np.concatenate([self.high_run, np.zeros(extra)])
+        self.high_at = np.concatenate([self.high_at, np.full(extra, -math.inf)])
         self.last_ts = np.concatenate([self.last_ts, np.full(extra, -math.inf)])
         self.last_value = np.concatenate([self.last_value, np.full(extra, math.nan)])
         self.last_message += [""] * extra
+        self._index_rows()
+
+    def _index_rows(self) -> None:
         self._binary = self.table.binary_mask()
         self._site_rows = self.table.site_rows()
+        devices: dict[str, int] = {}
+        zones: dict[tuple[str, str | None], int] = {}
+        device_zone: list[int] = []
+        rows = []
+        for info in self.table.streams:
+            if info.device_id not in devices:
+                devices[info.device_id] = len(devices)
+                device_zone.append(zones.setdefault((info.site_id, info.zone_id), len(zones)))
+            rows.append(devices[info.device_id])
+        self._device_rows = np.array(rows, dtype=np.int64)
+        self._device_zone = np.array(device_zone, dtype=np.int64)
+        self._n_zones = len(zones)
+
+    def _confirmed(self, hot: NDArray, present: NDArray, tick_end: float) -> NDArray:
+        """Which rows at the incident level may raise: confirmed by their own readings in a row, or
+        corroborated by another device of the zone."""
+        cfg = self.config
+        self.high_run = np.where(present, np.where(hot, self.high_run + 1.0, 0.0), self.high_run)
+        self.high_at[hot] = tick_end
+        if cfg.confirm_readings <= 1:
+            return hot
+        recent = (self.high_run >= 1.0) & (tick_end - self.high_at <= cfg.corroborate_s)
+        n_dev = len(self._device_zone)
+        dev_hot = np.bincount(self._device_rows, weights=recent, minlength=n_dev) > 0
+        zone_hot = np.bincount(self._device_zone, weights=dev_hot, minlength=self._n_zones)
+        others = zone_hot[self._device_zone[self._device_rows]] - dev_hot[self._device_rows]
+        return hot & ((self.high_run >= cfg.confirm_readings) | (others >= 1))
 
     def _score_tick(self, index: int, readings: list[Reading]) -> TickResult:
         cfg = self.config
@@ -328,13 +378,18 @@ class DetectEngine:
                 fault = np.where(worse, severity, fault)
                 for row in np.flatnonzero(worse).tolist():
                     fault_key[row] = key
-        unhealthy = fault >= cfg.fault_gate
+        # a device's fields share its hardware: one failing field puts the whole device on hold
+        failing = np.bincount(
+            self._device_rows, weights=fault >= cfg.fault_gate, minlength=len(self._device_zone)
+        )
+        unhealthy = failing[self._device_rows] > 0
         self.held_until[unhealthy] = tick_end + cfg.recovery_s
         score[unhealthy | (self.held_until > tick_end)] = 0.0
         cool_i = int(cfg.cooldown_s / cfg.tick_s)
         cool_f = int(cfg.fault_cooldown_s / cfg.tick_s)
         threshold = np.where(settling[self._site_rows], cfg.settle_on, cfg.incident_on)
-        inc_rows = self.incidents.step(score >= threshold, score < cfg.incident_off, tick_end, cool_i)
+        raise_ = self._confirmed(score >= threshold, present > 0, tick_end)
+        inc_rows = self.incidents.step(raise_, score < cfg.incident_off, tick_end, cool_i)
         fault_rows = self.faults.step(fault >= 1.0, fault < 1.0, tick_end, cool_f)
         raw = ops.to_numpy(out.raw)
         loc = self._baseline_location() if len(inc_rows) else None
@@ -418,6 +473,8 @@ class DetectEngine:
         arrays["skewed_until"] = self.skewed_until.copy()
         arrays["recent_dups"] = self.recent_dups.copy()
         arrays["held_until"] = self.held_until.copy()
+        arrays["high_run"] = self.high_run.copy()
+        arrays["high_at"] = self.high_at.copy()
         arrays["last_value"] = self.last_value.copy()
         meta = {
             "streams": self.table.to_json(),
@@ -447,6 +504,10 @@ class DetectEngine:
             np.zeros(len(self.recent_dups)) if held is None else np.asarray(held, np.float64).copy()
         )
         self.last_value = np.asarray(arrays["last_value"], np.float64).copy()
+        n = len(self.last_value)
+        run, at = arrays.get("high_run"), arrays.get("high_at")
+        self.high_run = np.zeros(n) if run is None else np.asarray(run, np.float64).copy()
+        self.high_at = np.full(n, -math.inf) if at is None else np.asarray(at, np.float64).copy()
         self.last_message = list(meta["last_message"])
         self.pending = {
             int(k): [Reading.model_validate(r) for r in v] for k, v in dict(meta["pending"]).items()
@@ -456,5 +517,4 @@ class DetectEngine:
         self.late = int(meta["late"])
         self.duplicates = int(meta["duplicates"])
         self.untrusted = int(meta["untrusted"])
-        self._binary = self.table.binary_mask()
-        self._site_rows = self.table.site_rows()
+        self._index_rows()

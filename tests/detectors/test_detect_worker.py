@@ -17,6 +17,7 @@ from beffroi.memory_bus import MemoryBus
 from beffroi.settings import Settings
 from beffroi.sqlite_store import SqliteStore
 from beffroi.testing import collect, reading
+from beffroi.venue import LatLon, Site, Venue, Zone, ZoneKind
 from ingest.records import reading_record
 
 T0 = datetime(2024, 7, 26, 18, 0, tzinfo=UTC)
@@ -153,3 +154,46 @@ def test_empty_partitions_do_not_hold_detection_back(tmp_path):
         assert len(seen) < 12  # some partitions never deliver
         # lateness is 20 s: most of the first 100 s is scored without draining the engine
         assert worker.stats.ticks >= 80
+
+
+def test_worker_groups_peers_by_the_venue_zone_kinds(settings: Settings, tmp_path: Path) -> None:
+    """With the venue, a sensor's narrow peer group is its kind of zone; the group survives a reset."""
+    venue = Venue(
+        id="v",
+        sites=[
+            Site(
+                id="s",
+                center=LatLon(lat=48.0, lon=2.0),
+                zones=[
+                    Zone(
+                        id=z,
+                        kind=kind,
+                        capacity=100,
+                        polygon=[
+                            LatLon(lat=48.0, lon=2.0),
+                            LatLon(lat=48.0, lon=2.001),
+                            LatLon(lat=48.001, lon=2.001),
+                        ],
+                    )
+                    for z, kind in (("n", ZoneKind.STAND), ("s", ZoneKind.STAND), ("p", ZoneKind.FORECOURT))
+                ],
+            )
+        ],
+    )
+    readings = [
+        reading(f"tmp-{z}", {"celsius": 24.0}, kind=DeviceKind.TEMPERATURE, site_id="s", zone_id=z, ts=T0)
+        for z in ("n", "s", "p")
+    ]
+    config = DetectWorkerConfig.from_settings(settings, engine=EngineConfig(tick_s=1.0))
+    with SqliteStore(tmp_path / "z.db") as store:
+        bare = DetectWorker(bus=MemoryBus(), store=store, config=config)
+        bare.engine.add(readings, watermark=T0.timestamp() + 60)
+        assert (bare.engine.table.meta.peer_group == -1).all()
+        worker = DetectWorker(bus=MemoryBus(), store=store, config=config, venue=venue)
+        for _ in range(2):
+            worker.engine.add(readings, watermark=T0.timestamp() + 60)
+            group = worker.engine.table.meta.peer_group
+            n, s, p = (int(group[worker.engine.table.index[f"tmp-{z}/celsius"]]) for z in "nsp")
+            assert n == s != p  # stands together, the forecourt apart
+            assert p >= 0
+            worker._reset()

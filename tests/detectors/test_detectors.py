@@ -128,6 +128,32 @@ def test_noise_burst_is_a_fault_a_single_spike_is_not():
     assert scores[:, 2].max() < 1.0
 
 
+def test_noise_burst_is_suspect_early_and_a_ramp_or_a_shift_never_is():
+    x = noise(400, 3, seed=7)
+    rng = np.random.default_rng(9)
+    x[250:290, 0] += rng.normal(0, 8.0, 40).astype(np.float32)
+    x[250:, 1] += np.minimum(np.arange(150), 20).astype(np.float32) * 3.0  # a fast ramp, then a plateau
+    x[250:, 2] += 25.0  # a level shift
+    scores = run_detector(NoiseBurst(NoiseBurstConfig(), ops=OPS, meta=meta_of(3)), x)
+    suspect = NoiseBurstConfig().suspect
+    assert scores[250:256, 0].max() >= suspect  # held within a few readings
+    assert scores[250:256, 0].max() < 1.0  # not yet a fault
+    assert scores[:, 1:].max() < suspect
+
+
+def test_noise_burst_leaves_kinds_bursty_by_nature_alone():
+    x = noise(400, 2, seed=7)
+    x[250:290] += np.random.default_rng(8).normal(0, 8.0, (40, 2)).astype(np.float32)
+    fence = run_detector(
+        NoiseBurst(NoiseBurstConfig(), ops=OPS, meta=meta_of(2, kind=DeviceKind.PERIMETER)), x
+    )
+    assert fence.max() == 0.0
+    air = run_detector(
+        NoiseBurst(NoiseBurstConfig(), ops=OPS, meta=meta_of(2, kind=DeviceKind.AIR_QUALITY)), x
+    )
+    assert air[260:290].max() >= 1.0
+
+
 @pytest.mark.parametrize("kind", ["spike", "level_shift", "volatility"])
 def test_multiscale_flags_generic_anomalies(kind):
     x = noise(600, 2, seed=9)

@@ -1,5 +1,6 @@
 """Lock-in of the evaluation on a shipped scenario: every injected incident type is detected, every
-fault type is reported as a fault and no fault raises an incident alert."""
+fault type is reported as a fault, no fault raises an incident alert, and operators are not drowned
+in fault alerts that no fault explains."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from analytics.scoring.evaluate import simulate
 from analytics.scoring.metrics import Evaluation, evaluate
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-# a fault with nothing to see: a drift or a stuck value on an on/off contact, rounded away
-SILENT_KINDS = ("-sos-", "-door-")
+# fault alerts no labelled fault explains, over the whole match day (465 streams): 120 before the
+# noise-burst check was limited to smooth kinds, about 70 since
+MAX_FALSE_FAULT_ALERTS = 100
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,7 @@ def test_every_incident_type_is_detected(stadium: Evaluation) -> None:
 
 @pytest.mark.slow
 def test_faults_are_faults_and_never_incidents(stadium: Evaluation) -> None:
-    judged = [o for o in stadium.faults if not any(k in o.label.devices[0] for k in SILENT_KINDS)]
-    assert {o.label.type for o in judged} >= {
+    assert {o.label.type for o in stadium.faults} >= {
         "stuck",
         "drift",
         "dropout",
@@ -39,10 +40,16 @@ def test_faults_are_faults_and_never_incidents(stadium: Evaluation) -> None:
         "clock_skew",
         "duplicate",
     }
-    missed = [(o.label.type, o.label.devices) for o in judged if not o.detected]
+    missed = [(o.label.type, o.label.devices) for o in stadium.faults if not o.detected]
     assert not missed
     as_incident = [(o.label.type, o.label.devices) for o in stadium.faults if o.as_incident]
     assert not as_incident
+
+
+@pytest.mark.slow
+def test_few_fault_alerts_without_a_fault(stadium: Evaluation) -> None:
+    assert stadium.fault_alerts > stadium.unexplained_fault_alerts  # the labelled faults raise theirs
+    assert stadium.unexplained_fault_alerts <= MAX_FALSE_FAULT_ALERTS
 
 
 @pytest.mark.slow

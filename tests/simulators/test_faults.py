@@ -6,11 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
-from beffroi.devices import KIND_SPECS
-from simulators.faults import typical_span
+import simulators.faults as faults_module
+from beffroi.devices import KIND_SPECS, DeviceKind
+from simulators.faults import observable, place_faults, typical_span
+from simulators.scenario import FaultType, RandomFaults, Scenario, load_scenario
+from simulators.world import build_world
 
-from .conftest import ShortRun
+from .conftest import SHIPPED, ShortRun
 
 
 def _fault(run: ShortRun, kind: str) -> dict[str, Any]:
@@ -125,3 +129,30 @@ def test_duplicates_are_byte_identical_and_only_in_the_window(short_run: ShortRu
     by_tick = _by_tick(short_run, f["device"])
     for t, docs in by_tick.items():
         assert len(docs) == (2 if f["start_s"] < t <= f["end_s"] else 1)
+
+
+def test_random_value_faults_skip_on_off_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stuck, drifting or noisy door contact or panic button reports what it always does: random
+    placement skips them, and leaves every other random fault where the same seed put it."""
+    sc = load_scenario(SHIPPED[0])
+    rf = RandomFaults(per_device_per_hour=0.2, types=list(FaultType))
+    busy = Scenario(
+        spec=sc.spec.model_copy(update={"random_faults": rf}), venue=sc.venue, path=sc.path, events=sc.events
+    )
+    placed = [f for f in place_faults(build_world(busy, scale=0.01)) if f.source == "random"]
+    kinds = {d.id: d.kind for inst in build_world(busy, scale=0.01).instances for d in inst.site.devices}
+    on_off = {DeviceKind.DOOR_CONTACT, DeviceKind.PANIC_BUTTON}
+    value = {FaultType.STUCK, FaultType.DRIFT, FaultType.NOISE_BURST}
+    assert any(kinds[f.device] in on_off for f in placed)  # delivery faults still reach them
+    assert not [f.id for f in placed if kinds[f.device] in on_off and f.type in value]
+    assert {f.type for f in placed} == set(FaultType)
+    assert not observable(FaultType.STUCK, DeviceKind.DOOR_CONTACT)
+    assert observable(FaultType.DROPOUT, DeviceKind.PANIC_BUTTON)
+    assert observable(FaultType.NOISE_BURST, DeviceKind.TELCO_CELL)  # its count moves; `suppressed` aside
+    monkeypatch.setattr(faults_module, "observable", lambda ftype, kind: True)
+    unfiltered = [f for f in place_faults(build_world(busy, scale=0.01)) if f.source == "random"]
+    skipped = [f for f in unfiltered if kinds[f.device] in on_off and f.type in value]
+    assert skipped
+    assert set(unfiltered) - set(skipped) <= set(placed)
+    # the only newcomers: faults the skipped ones no longer crowd out on the same device
+    assert {f.device for f in set(placed) - set(unfiltered)} <= {f.device for f in skipped}

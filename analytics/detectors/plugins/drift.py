@@ -8,7 +8,9 @@ them. A fast EW of r is compared with a slow reference; the departure is measure
 residual's noise and its usual wander (sensors in different places differ slowly on their own). A
 drift builds up gradually: an excursion that began with a jump (an incident: smoke, a crowd surge)
 is vetoed, so incidents are not reported as drift. Only kinds where drift is a sensor fault are
-judged (environmental sensors by default); counters legitimately differ from their peers.
+judged (environmental sensors by default); counters legitimately differ from their peers. The
+severity is the smooth departure over the threshold: a drift building up reads below 1 (the engine
+holds the stream's incident alerts from its `fault_gate`), a drift 1 and more.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ class Drift(Detector):
         ops.assign(st["out"], excursion)
         fade = 1.0 - (1.0 - excursion) * valid * (cfg.alpha_fast * 0.5)
         ops.assign(st["jump"], ops.maximum(st["jump"] * fade, innovation / noise_unit * valid * warm))
-        drifting = ops.as_float(departure >= cfg.threshold) * ops.as_float(st["jump"] < cfg.jump_limit) * warm
+        smooth = ops.as_float(st["jump"] < cfg.jump_limit) * warm
+        drifting = ops.as_float(departure >= cfg.threshold) * smooth
         calm = valid * (1.0 - drifting)
         st["ref"] += warmup_rate(count, cfg.alpha_ref, ops) * calm * (st["fast"] - st["ref"])
         # the usual wander is learned outside excursions only, so a drift cannot teach it
@@ -131,4 +134,5 @@ class Drift(Detector):
             warmup_rate(count, cfg.alpha_wander, ops) * quiet * (ops.minimum(gap, lim) - st["wander"])
         )
         ops.assign(count, ops.minimum(count + valid, 1e6))
-        return departure / cfg.threshold * drifting
+        # below the threshold a smooth departure is a drift building up: a severity short of a fault
+        return departure / cfg.threshold * smooth
