@@ -148,10 +148,27 @@ class DetectWorker:
         if loaded is None:
             return
         arrays, meta = loaded
-        self.engine.load_state(arrays, meta["engine"])
-        self._partition_ts = {str(k): float(v) for k, v in meta.get("partition_ts", {}).items()}
-        for topic, partition, offset in meta["positions"]:
-            sub.seek(TopicPartition(topic, int(partition)), int(offset))
+        try:
+            self.engine.load_state(arrays, meta["engine"])
+            partition_ts = {str(k): float(v) for k, v in meta.get("partition_ts", {}).items()}
+            positions = [(str(t), int(p), int(o)) for t, p, o in meta["positions"]]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            # a snapshot of another version, or of another venue: detectors start cold instead
+            aside = path.with_name(path.name + ".incompatible")
+            path.replace(aside)
+            self.engine = DetectEngine(
+                self.config.engine, phases=self.engine.phases, zone_kinds=self.engine.zone_kinds
+            )
+            log.error(
+                "detect worker: %s does not fit this detector state (%r); moved to %s, starting cold",
+                path,
+                exc,
+                aside,
+            )
+            return
+        self._partition_ts = partition_ts
+        for topic, partition, offset in positions:
+            sub.seek(TopicPartition(topic, partition), offset)
         self.stats.restored_from = str(path)
         log.info("detect worker: restored %d streams from %s", len(self.engine.table), path)
 

@@ -517,4 +517,19 @@ class DetectEngine:
         self.late = int(meta["late"])
         self.duplicates = int(meta["duplicates"])
         self.untrusted = int(meta["untrusted"])
+        streams = len(self.table)
+        sizes = {
+            "last_ts": len(self.last_ts),
+            "skewed_until": len(self.skewed_until),
+            "recent_dups": len(self.recent_dups),
+            "held_until": len(self.held_until),
+            "last_value": n,
+            "high_run": len(self.high_run),
+            "high_at": len(self.high_at),
+            "incidents.active": len(self.incidents.active),
+            "faults.active": len(self.faults.active),
+        }
+        if len(set(sizes.values())) > 1 or n > streams:
+            raise ValueError(f"per-stream state does not fit {streams} streams: sizes {sizes}")
+        self._grow()  # state saved before its streams' rows were grown
         self._index_rows()
