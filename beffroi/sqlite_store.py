@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,12 +82,25 @@ class SqliteStore(Store):
                 conn = sqlite3.connect(
                     self._path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
                 )
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._enter_wal(conn)
                 conn.execute("PRAGMA synchronous = FULL")
             except (OSError, sqlite3.Error) as exc:
                 raise StoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
             self._conn = conn
         return self._conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL. While another connection makes the same switch SQLite answers "locked"
+        at once, without waiting on the busy timeout: retry until that timeout."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _run(self, step: str, action: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
