@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from analytics.process import Running, worker_main
 from analytics.rules.registry import build_zone_rules
 from analytics.rules.zone import ZoneRule
 from analytics.worker import ConsumerLoop, LoopStats, WorkerError
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter
 from beffroi.settings import Settings
-from beffroi.signals import stop_on_signals
 from beffroi.store import Store
 from ingest.records import BadRecord
 
@@ -192,24 +192,12 @@ class CrowdWorker(ConsumerLoop):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m analytics.crowd_worker`: one member of the crowd rules' consumer group."""
-    from beffroi.bus_factory import make_bus
-    from beffroi.settings import load_settings
-    from beffroi.store_factory import make_store
 
-    parser = argparse.ArgumentParser(prog="python -m analytics.crowd_worker", description=__doc__)
-    parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.settings)
-    with make_bus(settings) as bus, make_store(settings) as store:
-        store.migrate()
+    def build(args: argparse.Namespace, settings: Settings, bus: Bus, store: Store) -> Running:
         worker = CrowdWorker.from_settings(settings, bus=bus, store=store)
-        try:
-            with stop_on_signals(worker.stop):
-                worker.run()
-        finally:
-            worker.close()
-    return 0
+        return Running(run=worker.run, stop=worker.stop, finish=worker.close)
+
+    return worker_main(argv, prog="python -m analytics.crowd_worker", description=__doc__, build=build)
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analytics.detectors.engine import DetectEngine, EngineConfig, PhaseSource, TickResult
+from analytics.process import Running, worker_main
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
 from beffroi.bus import Bus, BusError, Subscription, TopicPartition
 from beffroi.events import Alert
 from beffroi.settings import Settings
-from beffroi.signals import stop_on_signals
 from beffroi.store import Store, StoreError
 from beffroi.venue import Venue
 from ingest.records import BadRecord, alert_record, decode_reading
@@ -317,20 +317,13 @@ class DetectWorker:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m analytics.detect_worker`: one detector worker of its consumer group."""
-    from beffroi.bus_factory import make_bus
-    from beffroi.settings import load_settings
-    from beffroi.store_factory import make_store
     from beffroi.yamlconf import load_model
 
-    parser = argparse.ArgumentParser(prog="python -m analytics.detect_worker", description=__doc__)
-    parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
-    parser.add_argument("--snapshot", type=Path, help="state snapshot file (restored at start)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.settings)
-    venue = load_model(Venue, settings.venue) if settings.venue is not None else None
-    with make_bus(settings) as bus, make_store(settings) as store:
-        store.migrate()
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--snapshot", type=Path, help="state snapshot file (restored at start)")
+
+    def build(args: argparse.Namespace, settings: Settings, bus: Bus, store: Store) -> Running:
+        venue = load_model(Venue, settings.venue) if settings.venue is not None else None
         bus.ensure_topics(settings.kafka.partitions())
         worker = DetectWorker(
             bus=bus,
@@ -338,12 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=DetectWorkerConfig.from_settings(settings, snapshot_path=args.snapshot),
             venue=venue,
         )
-        try:
-            with stop_on_signals(worker.stop):
-                worker.run()
-        finally:
-            worker.shutdown()
-    return 0
+        return Running(run=worker.run, stop=worker.stop, finish=worker.shutdown)
+
+    return worker_main(
+        argv,
+        prog="python -m analytics.detect_worker",
+        description=__doc__,
+        build=build,
+        add_arguments=add_arguments,
+    )
 
 
 if __name__ == "__main__":

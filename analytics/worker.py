@@ -24,13 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from analytics.process import Running, worker_main
 from analytics.rules.base import Rule
 from analytics.rules.registry import build_rules
 from beffroi.bus import Bus, BusError, Record, Subscription
 from beffroi.clock import utcnow
 from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading
 from beffroi.settings import Settings
-from beffroi.signals import stop_on_signals
 from beffroi.store import Store, StoreError
 from ingest.records import BadRecord, alert_record, decode_dead_letter, decode_reading
 from ingest.validate import dead_letter_id
@@ -304,25 +304,12 @@ class Worker(ConsumerLoop):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m analytics.worker`: one worker process of the consumer group."""
-    from beffroi.bus_factory import make_bus
-    from beffroi.settings import load_settings
-    from beffroi.store_factory import make_store
 
-    parser = argparse.ArgumentParser(prog="python -m analytics.worker", description=__doc__)
-    parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.settings)
-    with make_bus(settings) as bus, make_store(settings) as store:
-        store.migrate()
+    def build(args: argparse.Namespace, settings: Settings, bus: Bus, store: Store) -> Running:
         worker = Worker.from_settings(settings, bus=bus, store=store)
+        return Running(run=worker.run, stop=worker.stop, finish=worker.close)
 
-        try:
-            with stop_on_signals(worker.stop):
-                worker.run()
-        finally:
-            worker.close()
-    return 0
+    return worker_main(argv, prog="python -m analytics.worker", description=__doc__, build=build)
 
 
 if __name__ == "__main__":
