@@ -436,6 +436,15 @@ def test_kafka_flush_reports_a_refused_record_to_the_thread_that_sent_it(stack_s
         bus.send(lenient, b"after")
         bus.flush(timeout=20)
         with bus.subscribe(names.group("g"), [strict, lenient]) as sub:
-            records = drain(sub, 2 if lenient_stored else 1)
+            records: list[Record] = []
+            deadline = time.monotonic() + DEADLINE_S
+            while b"after" not in [r.value for r in records]:
+                assert time.monotonic() < deadline, f"'after' never came: {records}"
+                records += sub.poll(timeout=0.5)
+            assert sub.poll(timeout=0.5) == []
         assert [r.topic for r in records] == [lenient] * len(records)
-        assert [r.value for r in records] == ([b"x" * 4096] if lenient_stored else []) + [b"after"]
+        values = [r.value for r in records]
+        # reported as stored: it is there; reported as failed: it may still be there (the broker
+        # took it before the answer was lost), and a retry by its sender would double it (at least once)
+        expected = [[b"x" * 4096, b"after"]] if lenient_stored else [[b"after"], [b"x" * 4096, b"after"]]
+        assert values in expected
