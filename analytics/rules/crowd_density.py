@@ -9,8 +9,7 @@ zone, level and episode: the episode ends once the density stays below `level x 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import Field, model_validator
@@ -18,6 +17,7 @@ from pydantic import Field, model_validator
 from analytics.rules.zone import (
     Episode,
     EpisodeConfig,
+    EpisodeState,
     Levels,
     advance,
     by_key_in_time_order,
@@ -59,28 +59,20 @@ class CrowdDensityConfig(EpisodeConfig):
         return self
 
 
-@dataclass(frozen=True)
-class CrowdDensityState:
-    episodes: Mapping[tuple[str, str, str], Episode] = field(default_factory=dict)
-    seen: Mapping[tuple[str, str], float] = field(default_factory=dict)
-
-
 class CrowdDensityRule:
     def __init__(self, config: CrowdDensityConfig) -> None:
         self.config = config
         self.name = config.name
         self._default = Levels(warn=config.warn, critical=config.critical)
 
-    def initial(self) -> CrowdDensityState:
-        return CrowdDensityState()
+    def initial(self) -> EpisodeState:
+        return EpisodeState()
 
     def levels_for(self, site_id: str, zone_id: str) -> Levels:
         override: Levels | None = zone_override(self.config.zones, site_id, zone_id)
         return override or self._default
 
-    def step(
-        self, state: CrowdDensityState, states: Sequence[ZoneState]
-    ) -> tuple[CrowdDensityState, list[Alert]]:
+    def step(self, state: EpisodeState, states: Sequence[ZoneState]) -> tuple[EpisodeState, list[Alert]]:
         c = self.config
         episodes, seen = dict(state.episodes), dict(state.seen)
         alerts: list[Alert] = []
@@ -106,7 +98,7 @@ class CrowdDensityRule:
                     )
                     if started is not None:
                         alerts.append(self._alert(s, level_name=level_name, level=level, started=started))
-        return CrowdDensityState(episodes, seen), alerts
+        return EpisodeState(episodes, seen), alerts
 
     def _alert(self, s: ZoneState, *, level_name: str, level: float, started: float) -> Alert:
         c = self.config

@@ -11,8 +11,7 @@ crossings well.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import Field, model_validator
@@ -20,6 +19,7 @@ from pydantic import Field, model_validator
 from analytics.rules.zone import (
     Episode,
     EpisodeConfig,
+    EpisodeState,
     Levels,
     advance,
     duration,
@@ -55,26 +55,20 @@ class GateFlowConfig(EpisodeConfig):
         return self
 
 
-@dataclass(frozen=True)
-class GateFlowState:
-    episodes: Mapping[tuple[str, str, str], Episode] = field(default_factory=dict)
-    seen: Mapping[tuple[str, str], float] = field(default_factory=dict)
-
-
 class GateFlowRule:
     def __init__(self, config: GateFlowConfig) -> None:
         self.config = config
         self.name = config.name
         self._default = Levels(warn=config.warn, critical=config.critical)
 
-    def initial(self) -> GateFlowState:
-        return GateFlowState()
+    def initial(self) -> EpisodeState:
+        return EpisodeState()
 
     def levels_for(self, site_id: str, gate_id: str) -> Levels:
         override: Levels | None = zone_override(self.config.gates, site_id, gate_id)
         return override or self._default
 
-    def step(self, state: GateFlowState, states: Sequence[ZoneState]) -> tuple[GateFlowState, list[Alert]]:
+    def step(self, state: EpisodeState, states: Sequence[ZoneState]) -> tuple[EpisodeState, list[Alert]]:
         c = self.config
         episodes, seen = dict(state.episodes), dict(state.seen)
         alerts: list[Alert] = []
@@ -102,7 +96,7 @@ class GateFlowRule:
                     )
                     if started is not None:
                         alerts.append(self._alert(s, g, level_name=level_name, level=level, started=started))
-        return GateFlowState(episodes, seen), alerts
+        return EpisodeState(episodes, seen), alerts
 
     def _alert(self, s: ZoneState, g: GateFlow, *, level_name: str, level: float, started: float) -> Alert:
         c = self.config

@@ -14,8 +14,8 @@ Every alert of a zone rule names its subject in `source_ids[0]` (`zone_state:SIT
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -83,6 +83,15 @@ class Episode:
     over_since: float | None = None
     active_since: float | None = None
     under_since: float | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeState:
+    """A level rule's state: its open episodes by (site, subject, level), and the last time seen per
+    (site, subject), so that redelivered states are ignored."""
+
+    episodes: Mapping[tuple[str, str, str], Episode] = field(default_factory=dict)
+    seen: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 def advance(
