@@ -104,6 +104,7 @@ class CrowdBatch:
 class CrowdWorker(ConsumerLoop):
     config: CrowdWorkerConfig
     stats: CrowdStats
+    component = "crowd"
 
     def __init__(
         self, *, bus: Bus, store: Store, rules: Sequence[ZoneRule], config: CrowdWorkerConfig

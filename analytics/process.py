@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from beffroi import metrics
 from beffroi.bus import Bus
 from beffroi.settings import Settings
 from beffroi.signals import stop_on_signals
@@ -43,6 +44,9 @@ def worker_main(
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings(args.settings)
+    port = metrics.serve(settings.metrics)
+    if port is not None:
+        logging.getLogger(prog).info("metrics on http://%s:%d/metrics", settings.metrics.host, port)
     with make_bus(settings) as bus, make_store(settings) as store:
         store.migrate()
         running = build(args, settings, bus, store)

@@ -22,11 +22,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from analytics.process import Running, worker_main
 from analytics.rules.base import Rule
 from analytics.rules.registry import build_rules
+from beffroi import metrics
 from beffroi.bus import Bus, BusError, Record, Subscription
 from beffroi.clock import utcnow
 from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading
@@ -133,12 +134,16 @@ class ConsumerLoop(ABC):
 
     config: LoopConfig
     stats: LoopStats
+    component: ClassVar[str] = "worker"  # the `component` label of its metrics
 
     def __init__(self, *, bus: Bus, store: Store) -> None:
         self.bus = bus
         self.store = store
         self._subscription: Subscription | None = None
         self._stop = threading.Event()
+        self._in = metrics.MESSAGES_IN.labels(self.component)
+        self._out = metrics.MESSAGES_OUT.labels(self.component)
+        self._lag: metrics.LagGauge | None = None
 
     @abstractmethod
     def topics(self) -> list[str]: ...
@@ -165,9 +170,20 @@ class ConsumerLoop(ABC):
             )
         except BusError as exc:
             raise WorkerError("poll", exc) from exc
+        self._in.inc(len(records))
+        self._update_lag()
         if records:
             self.process(records)
+            self._out.inc(len(records))
         return len(records)
+
+    def _update_lag(self) -> None:
+        if self._lag is None:
+            self._lag = metrics.LagGauge(self.component, self.config.group)
+        try:
+            self._lag.update(self.subscription.lag())
+        except BusError as exc:
+            log.debug("%s: consumer lag unavailable: %s", type(self).__name__, exc)
 
     def run(self, *, summary_every_s: float = 30.0) -> None:
         """Process batches until `stop()`. After a failure, re-subscribe: uncommitted records come again."""
@@ -179,6 +195,7 @@ class ConsumerLoop(ABC):
                 failures = 0
             except WorkerError as exc:
                 self.stats.failures += 1
+                metrics.FAILURES.labels(self.component, exc.step).inc()
                 delay = self.config.retry_backoff_s[min(failures, len(self.config.retry_backoff_s) - 1)]
                 failures += 1
                 log.error("%s; nothing committed, re-reading from the committed offsets in %.1fs", exc, delay)
@@ -190,6 +207,8 @@ class ConsumerLoop(ABC):
         log.info("%s", self.stats.summary())
 
     def close(self) -> None:
+        if self._lag is not None:
+            self._lag.clear()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -218,10 +237,14 @@ class ConsumerLoop(ABC):
             self.bus.send(r.topic, r.value, key=r.key, headers=r.headers)
         if alerts:
             self.bus.flush()
+            metrics.observe_latency(self.component, "alerted", (a.raised_at for a in alerts))
+            for alert in alerts:
+                metrics.ALERTS_RAISED.labels(alert.rule).inc()
 
     def _worker_dead_letter(self, record: Record, exc: BadRecord) -> DeadLetter:
         """A record that does not decode, kept (original bytes) as a dead letter of stage "worker"."""
         self.stats.bad_records += 1
+        metrics.DEAD_LETTERS.labels(self.component, DeadLetterReason.INVALID.value).inc()
         log.warning("%s", exc)
         return DeadLetter(
             dead_letter_id=dead_letter_id(
@@ -298,6 +321,7 @@ class Worker(ConsumerLoop):
 
     def _count_new_readings(self, readings: Sequence[Reading]) -> int:
         new = self.store.write_readings(readings) if readings else 0
+        metrics.observe_latency(self.component, "stored", (r.ts for r in readings))
         self.stats.new_readings += new
         return new
 

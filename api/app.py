@@ -11,6 +11,7 @@ from api.errors import install_error_handlers
 from api.feed import AlertFeed
 from api.health import HealthChecks
 from api.routers import ROUTERS
+from beffroi import metrics
 from beffroi.bus import Bus
 from beffroi.settings import Settings
 from beffroi.store import Store
@@ -63,6 +64,7 @@ def create_app(
                 )
                 feed.start()
                 stack.callback(feed.stop)
+                metrics.SSE_LISTENERS.set_function(feed.listeners)
                 app.state.feed = feed
                 app.state.health["alert_feed"] = lambda: _feed_health(feed)
             yield

@@ -77,6 +77,11 @@ class Subscription(ABC):
         """Next offset to be polled, for each assigned partition."""
 
     @abstractmethod
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records between the position and the end, for each assigned partition whose end this
+        member knows (from its fetches: no round trip, so it may lag itself by one fetch)."""
+
+    @abstractmethod
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make the next poll of `tp` start at `offset` (for replay after a state snapshot).
 
@@ -97,7 +102,8 @@ class Subscription(ABC):
 
 
 class Bus(ABC):
-    """A message bus. Implementations: `beffroi.kafka_bus.KafkaBus`, `beffroi.memory_bus.MemoryBus`."""
+    """A message bus. Implementations: `beffroi.kafka_bus.KafkaBus` (kafka-python),
+    `beffroi.confluent_bus.ConfluentBus` (librdkafka), `beffroi.memory_bus.MemoryBus`."""
 
     @abstractmethod
     def ensure_topics(self, partitions: Mapping[str, int]) -> None:

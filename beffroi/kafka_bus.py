@@ -11,7 +11,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, Final, Self
 
 from beffroi.bus import Bus, BusError, Headers, Record, Subscription, TopicPartition
 from beffroi.settings import Settings
@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     from kafka import TopicPartition as KafkaTopicPartition
     from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+KEY: Final = "kafka-python"
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ class KafkaSubscription(Subscription):
         self._bus = bus
         self._seek_lock = threading.Lock()
         self._pending_seeks: dict[KafkaTopicPartition, int] = {}
+        self._polled: dict[KafkaTopicPartition, int] = {}  # for `lag`: the next offset after the polls
         self._closed = False
         consumer.subscribe(topics=list(topics), listener=_ApplyPendingSeeks(self))
 
@@ -254,6 +256,8 @@ class KafkaSubscription(Subscription):
             raise BusError(f"group {self.group!r} on {list(self.topics)}: poll failed: {exc!r}") from exc
         records: list[Record] = []
         for tp in sorted(batches):
+            if batches[tp]:
+                self._polled[tp] = batches[tp][-1].offset + 1
             for r in batches[tp]:
                 records.append(
                     Record(
@@ -287,6 +291,16 @@ class KafkaSubscription(Subscription):
         except KafkaError as exc:
             raise BusError(f"group {self.group!r}: positions unavailable: {exc!r}") from exc
 
+    def lag(self) -> dict[TopicPartition, int]:
+        self._check_open()
+        out: dict[TopicPartition, int] = {}
+        assigned = self._consumer.assignment()
+        for ktp, position in list(self._polled.items()):
+            high = self._consumer.highwater(ktp) if ktp in assigned else None
+            if high is not None:
+                out[TopicPartition(ktp.topic, ktp.partition)] = max(0, high - position)
+        return out
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         if offset < 0:
             raise ValueError(f"{tp.topic}[{tp.partition}]: offset must be >= 0, got {offset}")
@@ -295,6 +309,7 @@ class KafkaSubscription(Subscription):
         with self._seek_lock:
             if ktp in self._consumer.assignment():
                 self._consumer.seek(ktp, offset)
+                self._polled.pop(ktp, None)
             else:
                 self._pending_seeks[ktp] = offset
 

@@ -199,6 +199,12 @@ class MemorySubscription(Subscription):
             self._check_open()
             return dict(self._positions)
 
+    def lag(self) -> dict[TopicPartition, int]:
+        with self._bus._cond:
+            self._check_open()
+            logs = self._bus._logs
+            return {tp: max(0, len(logs[tp.topic][tp.partition]) - p) for tp, p in self._positions.items()}
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         if offset < 0:
             raise ValueError(f"{tp.topic}[{tp.partition}]: offset must be >= 0, got {offset}")

@@ -45,8 +45,16 @@ class TopicsSettings(_Section):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
 
+KafkaClient = Literal["kafka-python", "confluent-kafka"]
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
+    client: KafkaClient = Field(
+        default="kafka-python",
+        description="the Kafka client library behind the bus: kafka-python (pure Python, the default) "
+        "or confluent-kafka (librdkafka, about ten times the throughput per core)",
+    )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topics: TopicsSettings = TopicsSettings()
     linger_ms: int = Field(default=5, ge=0)
@@ -87,6 +95,14 @@ class PostgresSettings(_Section):
         if self.password is not None:
             parts.append(f"password={self.password.get_secret_value()}")
         return " ".join(parts)
+
+
+class MetricsSettings(_Section):
+    """This process's Prometheus endpoint (beffroi/metrics.py). `beffroi run --mode stack` gives its
+    i-th process `port + i`; a component started alone serves on `port` (unset: no endpoint)."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
 
 
 class SqliteSettings(_Section):
@@ -177,6 +193,7 @@ class Settings(BaseSettings):
     detectors: DetectorsSettings = DetectorsSettings()
     crowd: CrowdSettings = CrowdSettings()
     api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from beffroi import metrics
 from beffroi.bus import Bus, BusError
 from beffroi.clock import utcnow
 from beffroi.events import DeadLetter
@@ -97,6 +98,9 @@ class Bridge:
         self.clock = clock
         self.stats = BridgeStats()
         self._stop = threading.Event()
+        self._in = metrics.MESSAGES_IN.labels("bridge")
+        self._out = metrics.MESSAGES_OUT.labels("bridge")
+        self._pending = metrics.PENDING.labels("bridge")
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,11 +119,20 @@ class Bridge:
 
     def process(self, batch: Sequence[Inbound]) -> bool:
         """Validate, send, flush, then acknowledge. False when stopped before the bus confirmed."""
-        records, accepted, rejected = self._convert(batch)
-        if not self._deliver(records):
-            return False
-        self.source.ack(batch)
-        self.stats.accepted += accepted
+        self._in.inc(len(batch))
+        self._pending.inc(len(batch))
+        try:
+            records, sensor_ts, rejected = self._convert(batch)
+            if not self._deliver(records):
+                return False
+            self.source.ack(batch)
+        finally:
+            self._pending.dec(len(batch))
+        metrics.observe_latency("bridge", "forwarded", sensor_ts)
+        self._out.inc(len(batch))
+        for reason, count in rejected.items():
+            metrics.DEAD_LETTERS.labels("bridge", reason).inc(count)
+        self.stats.accepted += len(sensor_ts)
         self.stats.rejected.update(rejected)
         self.stats.batches += 1
         return True
@@ -134,11 +147,12 @@ class Bridge:
                 next_summary = time.monotonic() + summary_every_s
         log.info("%s", self.stats.summary())
 
-    def _convert(self, batch: Sequence[Inbound]) -> tuple[list[Outgoing], int, Counter[str]]:
+    def _convert(self, batch: Sequence[Inbound]) -> tuple[list[Outgoing], list[datetime], Counter[str]]:
+        """The records to send, the sensor timestamps of the readings, dead letters per reason."""
         cfg = self.config
         now = self.clock()
         records: list[Outgoing] = []
-        accepted = 0
+        sensor_ts: list[datetime] = []
         rejected: Counter[str] = Counter()
         for msg in batch:
             result = validate_message(
@@ -154,9 +168,9 @@ class Bridge:
                 records.append(dead_letter_record(cfg.deadletter_topic, result))
                 log.debug("dead letter from %s: %s (%s)", msg.topic, result.reason.value, result.detail)
             else:
-                accepted += 1
+                sensor_ts.append(result.ts)
                 records.append(reading_record(cfg.readings_topic, result))
-        return records, accepted, rejected
+        return records, sensor_ts, rejected
 
     def _deliver(self, records: Sequence[Outgoing]) -> bool:
         attempt = 0
@@ -168,6 +182,7 @@ class Bridge:
                 return True
             except BusError as exc:
                 self.stats.flush_failures += 1
+                metrics.FAILURES.labels("bridge", "send").inc()
                 delay = self.config.retry_backoff_s[min(attempt, len(self.config.retry_backoff_s) - 1)]
                 attempt += 1
                 log.warning(
@@ -193,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(args.settings, **({"venue": args.venue} if args.venue else {}))
     venue = load_venue_for(settings)
     bridge, closer = bridge_for_stack(settings, venue)
+    port = metrics.serve(settings.metrics)
+    if port is not None:
+        log.info("bridge metrics on http://%s:%d/metrics", settings.metrics.host, port)
 
     try:
         with stop_on_signals(bridge.stop):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.map import page as map_page
-from api.routers import alert_lifecycle, alerts, health, incidents, sites
+from api.routers import alert_lifecycle, alerts, health, incidents, metrics, sites
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -14,4 +14,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     sites.router,
     incidents.router,
     map_page.router,
+    metrics.router,
 )

@@ -13,11 +13,12 @@ from kafka import KafkaAdminClient
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
 from beffroi.bus import Bus, BusError, Record, Subscription, TopicPartition
-from beffroi.bus_factory import make_bus
+from beffroi.bus_factory import kafka_bus_for, make_bus
+from beffroi.confluent_bus import ConfluentBus
 from beffroi.kafka_bus import KafkaBus
 from beffroi.memory_bus import MemoryBus, murmur2, partition_for_key
 from beffroi.settings import Settings
-from tests.fixtures.bus import BusNames
+from tests.fixtures.bus import KAFKA_CLIENTS, BusNames
 
 # generous: the first poll of a Kafka member includes joining its group
 DEADLINE_S = 30.0
@@ -370,7 +371,8 @@ def test_a_closed_bus_refuses_work(bus_settings: Settings, bus_names: BusNames) 
 def test_make_bus_picks_the_backend_of_the_mode_and_creates_its_topics(
     bus_settings: Settings, bus_names: BusNames
 ) -> None:
-    expected = MemoryBus if bus_settings.mode == "embedded" else KafkaBus
+    kafka_backends = {"kafka-python": KafkaBus, "confluent-kafka": ConfluentBus}
+    expected = MemoryBus if bus_settings.mode == "embedded" else kafka_backends[bus_settings.kafka.client]
     with make_bus(bus_settings) as made:
         assert type(made) is expected
         for name, spec in bus_settings.kafka.topics.all().items():
@@ -386,13 +388,19 @@ def test_make_bus_picks_the_backend_of_the_mode_and_creates_its_topics(
 
 
 @pytest.mark.integration
-def test_kafka_flush_reports_a_refused_record_to_the_thread_that_sent_it(stack_settings: Settings) -> None:
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_kafka_flush_reports_a_refused_record_to_the_thread_that_sent_it(
+    stack_settings: Settings, client: str
+) -> None:
     """The broker refuses a record after `send` returned: the sending thread's flush raises, a record
     of another thread in flight is stored or reported to that thread (never lost), and the bus goes on
     working (kafka-python's idempotent producer turns such a refusal into a fatal state)."""
     names = BusNames(stack_settings.kafka.topic_prefix)
     strict, lenient = names.topic("strict"), names.topic("lenient")
-    with KafkaBus.from_settings(stack_settings, client_id=names.prefix + "bus") as bus:
+    settings = stack_settings.model_copy(
+        update={"kafka": stack_settings.kafka.model_copy(update={"client": client})}
+    )
+    with kafka_bus_for(settings, client_id=names.prefix + "bus") as bus:
         bus.ensure_topics({lenient: 1})
         admin = KafkaAdminClient(bootstrap_servers=stack_settings.kafka.bootstrap_servers)
         try:
@@ -448,3 +456,22 @@ def test_kafka_flush_reports_a_refused_record_to_the_thread_that_sent_it(stack_s
         # took it before the answer was lost), and a retry by its sender would double it (at least once)
         expected = [[b"x" * 4096, b"after"]] if lenient_stored else [[b"after"], [b"x" * 4096, b"after"]]
         assert values in expected
+
+
+def test_lag_counts_the_records_behind_each_polled_partition(bus: Bus, bus_names: BusNames) -> None:
+    topic = bus_names.topic("readings")
+    bus.ensure_topics({topic: 1})
+    for i in range(10):
+        bus.send(topic, f"{i}".encode(), key=b"k")
+    bus.flush()
+    tp = TopicPartition(topic, 0)
+
+    with bus.subscribe(bus_names.group("worker"), [topic]) as sub:
+        poll_exactly(sub, 4)
+        assert sub.lag() == {tp: 6}
+        drain(sub, 6)
+        assert sub.lag() == {tp: 0}
+        bus.send(topic, b"late", key=b"k")
+        bus.flush()
+        drain(sub, 1)
+        assert sub.lag() == {tp: 0}
