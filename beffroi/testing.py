@@ -16,6 +16,7 @@ one-line payloads, readings and zone states, and the whole slice in memory, driv
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -399,10 +400,21 @@ def isolated(settings: Settings, *, name: str = "slice") -> Settings:
 class ComponentProcess:
     """A component run as its own process (`python -m MODULE --settings FILE`), to kill -9 and restart."""
 
-    def __init__(self, module: str, *, settings_file: Path, log_dir: Path) -> None:
+    def __init__(
+        self,
+        module: str,
+        *,
+        settings_file: Path,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """`env` is added to this process's environment (e.g. BEFFROI_METRICS__PORT); `name` names
+        its log file (default: the module's last part)."""
         self.module = module
         self.settings_file = settings_file
-        self.log_path = log_dir / f"{module.rsplit('.', 1)[-1]}.log"
+        self.log_path = log_dir / f"{name or module.rsplit('.', 1)[-1]}.log"
+        self.env = dict(env or {})
         self.starts = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -416,6 +428,7 @@ class ComponentProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=Path(__file__).resolve().parent.parent,
+                env={**os.environ, **self.env},
             )
 
     @property
