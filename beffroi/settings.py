@@ -75,9 +75,20 @@ class MqttSettings(_Section):
     password: SecretStr | None = None
     client_id: str = "beffroi-bridge"
     data_topic: str = "dev/+/data"
+    share_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="several bridges share the sensor topics, each message going to one of them "
+        "(MQTT v5 shared subscription $share/GROUP/data_topic); each bridge needs its own client_id",
+    )
     keepalive_s: int = Field(default=30, ge=5)
     device_secret: SecretStr | None = None
     namespace: str = Field(default="beffroi", pattern=r"^[A-Za-z0-9_-]+$")
+
+    @property
+    def subscription(self) -> str:
+        """The bridge's topic filter: `data_topic`, shared in `share_group` when there is one."""
+        return self.data_topic if self.share_group is None else f"$share/{self.share_group}/{self.data_topic}"
 
 
 class PostgresSettings(_Section):

@@ -325,9 +325,7 @@ class Run:
     def components(self, n: int = 1) -> Components:
         settings, settings_file = self.settings, self.settings_file
         if n > 1:  # the bridges share the sensor topics: MQTT v5 shared subscription
-            mqtt_settings = settings.mqtt.model_copy(
-                update={"data_topic": f"$share/{settings.mqtt.client_id}/{settings.mqtt.data_topic}"}
-            )
+            mqtt_settings = settings.mqtt.model_copy(update={"share_group": settings.mqtt.client_id})
             settings = settings.model_copy(update={"mqtt": mqtt_settings})
             settings_file = write_settings(settings, self.tmp / f"settings-{n}.yaml")
         return Components(settings, settings_file, self.tmp, bridges=n, workers=n)

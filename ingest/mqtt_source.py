@@ -1,5 +1,8 @@
 """The bridge's MQTT side: a persistent MQTT v5 session on `dev/+/data` at QoS 1, acked by hand.
 
+Several bridges share the topics through a shared subscription (`mqtt.share_group`), each with a
+client id of its own: the broker hands each message to one of them.
+
 Nothing is acknowledged on receipt (`manual_ack=True`): the bridge calls `ack` once Kafka has
 confirmed the batch, so a crash leaves the messages unacknowledged in the broker's session
 (fixed client id, `clean_start=False`, a session expiry) and they are delivered again.
@@ -86,7 +89,7 @@ class MqttSource:
             return
         with self._lock:
             self._generation += 1
-        client.subscribe(self._settings.data_topic, qos=1)
+        client.subscribe(self._settings.subscription, qos=1)
         self.connected.set()
         log.info(
             "bridge connected to MQTT %s:%s as %s (session present: %s)",
@@ -138,7 +141,7 @@ def _session_call(settings: MqttSettings, client_id: str, *, keep: bool, timeout
             failure.append(str(reason))
             done.set()
         elif keep:
-            c.subscribe(settings.data_topic, qos=1)
+            c.subscribe(settings.subscription, qos=1)
         else:
             done.set()
 
