@@ -25,7 +25,7 @@ venv: | $(UV)
 	@ln -sfn $(VENV) $(HOME)/.cache/beffroi/venv
 
 demo: venv
-	$(PY) -m beffroi.cli run --mode embedded --demo
+	$(PY) -m tower.cli run --mode embedded --demo
 
 stack-up: venv
 	deploy/local/up

@@ -11,28 +11,25 @@ After a restart (or a rebalance) the rules start empty and would alert again on 
 progress: the first alert of each rule, subject and level is therefore checked against the store,
 and dropped when an open alert of the same episode was raised within `resume_s` before it.
 
-Run alone with `python -m analytics.crowd_worker --settings FILE`.
+Run alone with `python -m tower.processes.crowd_worker --settings FILE`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from analytics.process import Running, worker_main
 from analytics.rules.registry import build_zone_rules
 from analytics.rules.zone import ZoneRule
+from analytics.settings import AnalyticsPlatformSettings
 from analytics.worker import ConsumerLoop, LoopStats, WorkerError
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter
-from beffroi.settings import Settings
+from beffroi.records import BadRecord
 from beffroi.store import Store
-from ingest.records import BadRecord
 
 if TYPE_CHECKING:
     from analytics.vision.zone_state import ZoneState
@@ -70,7 +67,7 @@ class CrowdWorkerConfig:
     retry_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CrowdWorkerConfig:
+    def from_settings(cls, settings: AnalyticsPlatformSettings) -> CrowdWorkerConfig:
         crowd = settings.crowd
         return cls(
             zone_state_topic=settings.kafka.topic("zone_state"),
@@ -117,7 +114,7 @@ class CrowdWorker(ConsumerLoop):
         self._checked: set[EpisodeKey] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bus: Bus, store: Store) -> CrowdWorker:
+    def from_settings(cls, settings: AnalyticsPlatformSettings, *, bus: Bus, store: Store) -> CrowdWorker:
         return cls(
             bus=bus,
             store=store,
@@ -189,17 +186,3 @@ class CrowdWorker(ConsumerLoop):
             limit=1000,
         )
         return any(a.alert_id != alert.alert_id and episode_key(a) == key for a in earlier)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m analytics.crowd_worker`: one member of the crowd rules' consumer group."""
-
-    def build(args: argparse.Namespace, settings: Settings, bus: Bus, store: Store) -> Running:
-        worker = CrowdWorker.from_settings(settings, bus=bus, store=store)
-        return Running(run=worker.run, stop=worker.stop, finish=worker.close)
-
-    return worker_main(argv, prog="python -m analytics.crowd_worker", description=__doc__, build=build)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,15 +9,13 @@ positions (atomically, `analytics.snapshot`), and only then commits those positi
 Restart: the snapshot's state is loaded and the subscription seeks to the snapshot's positions,
 so the readings after it are replayed into exactly the state that first saw them: the same
 scores, the same alert ids. Without a snapshot file the worker starts cold from the group's
-committed offsets. Run alone with `python -m analytics.detect_worker --settings FILE`.
+committed offsets. Run alone with `python -m tower.processes.detect_worker --settings FILE`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analytics.detectors.engine import DetectEngine, EngineConfig, PhaseSource, TickResult
-from analytics.process import Running, worker_main
+from analytics.settings import AnalyticsPlatformSettings
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
 from beffroi.bus import Bus, BusError, Subscription, TopicPartition
 from beffroi.events import Alert
-from beffroi.settings import Settings
+from beffroi.records import BadRecord, alert_record, decode_reading
 from beffroi.store import Store, StoreError
 from beffroi.venue import Venue
-from ingest.records import BadRecord, alert_record, decode_reading
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +58,11 @@ class DetectWorkerConfig:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, snapshot_path: Path | None = None, engine: EngineConfig | None = None
+        cls,
+        settings: AnalyticsPlatformSettings,
+        *,
+        snapshot_path: Path | None = None,
+        engine: EngineConfig | None = None,
     ) -> DetectWorkerConfig:
         det = settings.detectors
         return cls(
@@ -313,34 +314,3 @@ class DetectWorker:
             except BusError as exc:
                 log.warning("detect worker: closing the subscription failed: %s", exc)
             self._subscription = None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m analytics.detect_worker`: one detector worker of its consumer group."""
-    from beffroi.yamlconf import load_model
-
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--snapshot", type=Path, help="state snapshot file (restored at start)")
-
-    def build(args: argparse.Namespace, settings: Settings, bus: Bus, store: Store) -> Running:
-        venue = load_model(Venue, settings.venue) if settings.venue is not None else None
-        bus.ensure_topics(settings.kafka.partitions())
-        worker = DetectWorker(
-            bus=bus,
-            store=store,
-            config=DetectWorkerConfig.from_settings(settings, snapshot_path=args.snapshot),
-            venue=venue,
-        )
-        return Running(run=worker.run, stop=worker.stop, finish=worker.shutdown)
-
-    return worker_main(
-        argv,
-        prog="python -m analytics.detect_worker",
-        description=__doc__,
-        build=build,
-        add_arguments=add_arguments,
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,14 +9,12 @@ dead letter (stage "worker"); it never stops the worker. Errors name the failing
 `ConsumerLoop` is that loop (poll, process, re-subscribe after a failure), shared with the crowd
 worker (analytics/crowd_worker.py), which runs the zone rules over the zone_state topic.
 
-Run alone with `python -m analytics.worker --settings FILE`.
+Run alone with `python -m tower.processes.worker --settings FILE`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -24,17 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, TypeVar
 
-from analytics.process import Running, worker_main
 from analytics.rules.base import Rule
 from analytics.rules.registry import build_rules
+from analytics.settings import AnalyticsPlatformSettings
 from beffroi import metrics
 from beffroi.bus import Bus, BusError, Record, Subscription
 from beffroi.clock import utcnow
 from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading
-from beffroi.settings import Settings
+from beffroi.records import BadRecord, alert_record, dead_letter_id, decode_dead_letter, decode_reading
 from beffroi.store import Store, StoreError
-from ingest.records import BadRecord, alert_record, decode_dead_letter, decode_reading
-from ingest.validate import dead_letter_id
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +56,7 @@ class WorkerConfig:
     retry_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerConfig:
+    def from_settings(cls, settings: AnalyticsPlatformSettings) -> WorkerConfig:
         return cls(
             group=settings.worker.group,
             readings_topic=settings.kafka.topic("readings"),
@@ -272,7 +268,7 @@ class Worker(ConsumerLoop):
         self.stats = WorkerStats()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bus: Bus, store: Store) -> Worker:
+    def from_settings(cls, settings: AnalyticsPlatformSettings, *, bus: Bus, store: Store) -> Worker:
         return cls(
             bus=bus,
             store=store,
@@ -324,17 +320,3 @@ class Worker(ConsumerLoop):
         metrics.observe_latency(self.component, "stored", (r.ts for r in readings))
         self.stats.new_readings += new
         return new
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m analytics.worker`: one worker process of the consumer group."""
-
-    def build(args: argparse.Namespace, settings: Settings, bus: Bus, store: Store) -> Running:
-        worker = Worker.from_settings(settings, bus=bus, store=store)
-        return Running(run=worker.run, stop=worker.stop, finish=worker.close)
-
-    return worker_main(argv, prog="python -m analytics.worker", description=__doc__, build=build)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

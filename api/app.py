@@ -13,13 +13,13 @@ from api.health import HealthChecks
 from api.routers import ROUTERS
 from beffroi import metrics
 from beffroi.bus import Bus
-from beffroi.settings import Settings
+from beffroi.settings import PlatformSettings
 from beffroi.store import Store
 from beffroi.venue import Venue
 
 
 def create_app(
-    settings: Settings,
+    settings: PlatformSettings,
     *,
     store: Store | None = None,
     bus: Bus | None = None,
@@ -39,7 +39,7 @@ def create_app(
             app.state.health = dict(health or {})
             app.state.venue = venue
             if venue is None and settings.venue is not None:
-                from beffroi.runtime import load_venue_for
+                from beffroi.settings import load_venue_for
 
                 app.state.venue = load_venue_for(settings)
             if store is None:

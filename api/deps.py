@@ -8,13 +8,13 @@ from fastapi import Depends, HTTPException, Path, Request
 
 from api.feed import AlertFeed
 from api.health import HealthChecks
-from beffroi.settings import Settings
+from beffroi.settings import PlatformSettings
 from beffroi.store import Store
 from beffroi.venue import Venue
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def get_settings(request: Request) -> PlatformSettings:
+    settings: PlatformSettings = request.app.state.settings
     return settings
 
 
@@ -40,7 +40,7 @@ def get_health(request: Request) -> HealthChecks:
     return checks
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[PlatformSettings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 VenueDep = Annotated[Venue | None, Depends(get_venue)]
 FeedDep = Annotated[AlertFeed, Depends(get_feed)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from beffroi.bus import Bus, BusError, Subscription
 from beffroi.events import Alert
-from ingest.records import BadRecord, decode_alert
+from beffroi.records import BadRecord, decode_alert
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from typing import Any, Protocol
 from beffroi import confluent_bus, kafka_bus
 from beffroi.bus import Bus
 from beffroi.memory_bus import MemoryBus
-from beffroi.settings import Settings
+from beffroi.settings import PlatformSettings
 
 
 class KafkaBackend(Protocol):
-    def __call__(self, settings: Settings, **overrides: Any) -> Bus: ...
+    def __call__(self, settings: PlatformSettings, **overrides: Any) -> Bus: ...
 
 
 KAFKA_BACKENDS: dict[str, KafkaBackend] = {
@@ -24,12 +24,12 @@ KAFKA_BACKENDS: dict[str, KafkaBackend] = {
 }
 
 
-def kafka_bus_for(settings: Settings, **overrides: Any) -> Bus:
+def kafka_bus_for(settings: PlatformSettings, **overrides: Any) -> Bus:
     """A Kafka bus of the client named by `settings.kafka.client` (no topic created)."""
     return KAFKA_BACKENDS[settings.kafka.client](settings, **overrides)
 
 
-def make_bus(settings: Settings, *, ensure_topics: bool = True) -> Bus:
+def make_bus(settings: PlatformSettings, *, ensure_topics: bool = True) -> Bus:
     """The bus for `settings.mode`, with the configured topics created unless `ensure_topics` is False.
 
     Embedded mode needs one MemoryBus shared by every component of the process: call this once.

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from beffroi.bus import Bus, BusError, Headers, Record, Subscription, TopicPartition
-from beffroi.settings import Settings
+from beffroi.settings import PlatformSettings
 
 KEY: Final = "confluent-kafka"
 
@@ -92,7 +92,7 @@ class ConfluentBus(Bus):
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+    def from_settings(cls, settings: PlatformSettings, **overrides: Any) -> Self:
         kafka = settings.kafka
         options: dict[str, Any] = {
             "bootstrap_servers": kafka.bootstrap_servers,

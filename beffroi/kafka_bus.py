@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Self
 
 from beffroi.bus import Bus, BusError, Headers, Record, Subscription, TopicPartition
-from beffroi.settings import Settings
+from beffroi.settings import PlatformSettings
 
 with warnings.catch_warnings():
     # kafka-python 3.0 loads its protocol schemas at import with importlib.resources.read_text (deprecated)
@@ -74,7 +74,7 @@ class KafkaBus(Bus):
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+    def from_settings(cls, settings: PlatformSettings, **overrides: Any) -> Self:
         kafka = settings.kafka
         options: dict[str, Any] = {
             "bootstrap_servers": kafka.bootstrap_servers,

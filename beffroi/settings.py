@@ -1,6 +1,9 @@
-"""One typed settings tree, validated once. File values come from YAML, secrets from the environment.
+"""The infrastructure sections of the settings (bus, broker, databases) and the machinery that loads
+a settings tree: file values from YAML, secrets from the environment.
 
-Environment variables use the prefix BEFFROI_ and `__` between levels, e.g.
+The root tree, gathering every component's own section, is `tower.settings.Settings`. Components
+read it through the narrow protocols they declare (`PlatformSettings` here for the kernel's
+factories). Environment variables use the prefix BEFFROI_ and `__` between levels, e.g.
 BEFFROI_MQTT__PASSWORD or BEFFROI_POSTGRES__PASSWORD. Precedence, highest first: values passed
 in code (`load_settings(path, mode="stack")`, command-line flags), the environment, the file.
 """
@@ -9,32 +12,29 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from analytics.detectors.engine import EngineConfig
-from analytics.rules.crowd_density import CrowdDensityConfig
-from analytics.rules.density_trend import DensityTrendConfig
-from analytics.rules.gate_flow import GateFlowConfig
-from analytics.rules.registry import RuleConfig, ZoneRuleConfig
-from analytics.rules.threshold import ThresholdConfig
-from beffroi.yamlconf import ConfigError, ConfigIssue, line_of, load_yaml
+from beffroi.venue import Venue
+from beffroi.yamlconf import ConfigError, ConfigIssue, line_of, load_model, load_yaml
 
 Mode = Literal["embedded", "stack"]
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A section of the settings tree: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class TopicSpec(_Section):
+class TopicSpec(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     partitions: int = Field(default=6, ge=1, le=1024)
 
 
-class TopicsSettings(_Section):
+class TopicsSettings(Section):
     readings: TopicSpec = TopicSpec(name="beffroi.readings", partitions=12)
     deadletter: TopicSpec = TopicSpec(name="beffroi.deadletter", partitions=3)
     alerts: TopicSpec = TopicSpec(name="beffroi.alerts", partitions=6)
@@ -48,7 +48,7 @@ class TopicsSettings(_Section):
 KafkaClient = Literal["kafka-python", "confluent-kafka"]
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     client: KafkaClient = Field(
         default="kafka-python",
@@ -68,7 +68,7 @@ class KafkaSettings(_Section):
         return {self.topic_prefix + spec.name: spec.partitions for spec in self.topics.all().values()}
 
 
-class MqttSettings(_Section):
+class MqttSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = "beffroi-bridge"
@@ -91,7 +91,7 @@ class MqttSettings(_Section):
         return self.data_topic if self.share_group is None else f"$share/{self.share_group}/{self.data_topic}"
 
 
-class PostgresSettings(_Section):
+class PostgresSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
     dbname: str = "beffroi"
@@ -108,7 +108,7 @@ class PostgresSettings(_Section):
         return " ".join(parts)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """This process's Prometheus endpoint (beffroi/metrics.py). `beffroi run --mode stack` gives its
     i-th process `port + i`; a component started alone serves on `port` (unset: no endpoint)."""
 
@@ -116,95 +116,45 @@ class MetricsSettings(_Section):
     port: int | None = Field(default=None, ge=0, le=65535)
 
 
-class SqliteSettings(_Section):
+class SqliteSettings(Section):
     path: Path = Path("var/beffroi.db")
 
 
-class IngestSettings(_Section):
-    max_payload_bytes: int = Field(default=8192, ge=256)
-    max_future_s: float = Field(default=300.0, ge=0)
-    max_past_s: float = Field(default=7 * 86400.0, ge=0)
-    batch_size: int = Field(default=1000, ge=1)
-    batch_linger_ms: int = Field(default=20, ge=0)
+class PlatformSettings(Protocol):
+    """What the kernel reads from the settings tree: the mode, the venue file and the infrastructure."""
+
+    @property
+    def mode(self) -> Mode: ...
+
+    @property
+    def venue(self) -> Path | None: ...
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
+
+    @property
+    def mqtt(self) -> MqttSettings: ...
+
+    @property
+    def postgres(self) -> PostgresSettings: ...
+
+    @property
+    def sqlite(self) -> SqliteSettings: ...
 
 
-def _default_rules() -> list[RuleConfig]:
-    def rule(name: str, model: str, field: str, above: float, severity: str = "high") -> RuleConfig:
-        return ThresholdConfig.model_validate(
-            {"name": name, "model": model, "field": field, "above": above, "severity": severity}
+def load_venue_for(settings: PlatformSettings) -> Venue:
+    """The venue named by `settings.venue` (the bridge's device registry)."""
+    if settings.venue is None:
+        raise ConfigError(
+            "<settings>", [ConfigIssue("venue", None, "a venue file is required (settings.venue)")]
         )
-
-    return [
-        rule("panic-button", "beffroi.panic_button.v1", "pressed", 0.5, "critical"),
-        rule("smoke-pm25", "beffroi.air_quality.v1", "pm25", 150.0),
-        rule("co-level", "beffroi.air_quality.v1", "co", 50.0),
-        rule("sound-spike", "beffroi.acoustic.v1", "dba", 110.0, "medium"),
-        rule("fence-vibration", "beffroi.perimeter.v1", "vibration", 2.0),
-        rule("crowd-density", "beffroi.camera.v1", "density", 5.0, "critical"),
-    ]
+    return load_model(Venue, settings.venue)
 
 
-class WorkerSettings(_Section):
-    group: str = "beffroi-analytics"
-    batch_size: int = Field(default=2000, ge=1)
-    poll_timeout_s: float = Field(default=0.5, gt=0)
-    rules: list[RuleConfig] = Field(default_factory=_default_rules)
-
-
-class DetectorsSettings(_Section):
-    """The streaming anomaly detectors (analytics/detect_worker.py), a consumer group of their own."""
-
-    enabled: bool = True
-    group: str = "beffroi-detectors"
-    snapshot_path: Path | None = Field(
-        default=Path("var/detectors.snapshot"), description="state snapshot, restored at start"
-    )
-    engine: EngineConfig = Field(default_factory=EngineConfig)
-
-
-def _default_zone_rules() -> list[ZoneRuleConfig]:
-    return [CrowdDensityConfig(), DensityTrendConfig(), GateFlowConfig()]
-
-
-class CrowdSettings(_Section):
-    """Crowd-safety rules over the video pipeline's zone states (analytics/crowd_worker.py), a
-    consumer group of their own on the zone_state topic: a backlog of readings never delays them."""
-
-    enabled: bool = True
-    group: str = "beffroi-crowd"
-    batch_size: int = Field(default=2000, ge=1)
-    poll_timeout_s: float = Field(default=0.5, gt=0)
-    resume_s: float = Field(
-        default=900.0,
-        ge=0,
-        description="after a restart, an open alert of the same rule, subject and level raised this "
-        "recently is taken as the episode in progress (no second alert)",
-    )
-    rules: list[ZoneRuleConfig] = Field(default_factory=_default_zone_rules)
-
-
-class ApiSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-
-
-class Settings(BaseSettings):
-    """The whole configuration. Build it with `load_settings`, once, at start-up."""
+class FileSettings(BaseSettings):
+    """A settings tree read from the environment (BEFFROI_..., `__` between levels), then a file."""
 
     model_config = SettingsConfigDict(env_prefix="BEFFROI_", env_nested_delimiter="__", extra="forbid")
-
-    mode: Mode = "embedded"
-    venue: Path | None = None
-    kafka: KafkaSettings = KafkaSettings()
-    mqtt: MqttSettings = MqttSettings()
-    postgres: PostgresSettings = PostgresSettings()
-    sqlite: SqliteSettings = SqliteSettings()
-    ingest: IngestSettings = IngestSettings()
-    worker: WorkerSettings = WorkerSettings()
-    detectors: DetectorsSettings = DetectorsSettings()
-    crowd: CrowdSettings = CrowdSettings()
-    api: ApiSettings = ApiSettings()
-    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -217,6 +167,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSource(settings_cls)
 
+
+S = TypeVar("S", bound=FileSettings)
 
 _file_data: ContextVar[dict[str, Any] | None] = ContextVar("beffroi_settings_file", default=None)
 
@@ -231,17 +183,17 @@ class _FileSource(PydanticBaseSettingsSource):
         return dict(_file_data.get() or {})
 
 
-def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+def load_settings_file(cls: type[S], path: Path | str | None = None, **overrides: Any) -> S:
     """Validate the settings file (if any) plus the environment; errors name the key and the line."""
     if path is None:
-        return Settings(**overrides)
+        return cls(**overrides)
     doc = load_yaml(path)
     data = dict(doc) if isinstance(doc, dict) else doc
     if not isinstance(data, dict):
         raise ConfigError(path, [ConfigIssue("<root>", getattr(doc, "line", 1), "expected a mapping")])
     token = _file_data.set(data)
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         issues = [
             ConfigIssue(

@@ -6,17 +6,17 @@ from collections.abc import Callable
 from typing import Final
 
 from beffroi.postgres_store import PostgresStore
-from beffroi.settings import Mode, Settings
+from beffroi.settings import Mode, PlatformSettings
 from beffroi.sqlite_store import SqliteStore
 from beffroi.store import Store
 
-STORES: Final[dict[Mode, Callable[[Settings], Store]]] = {
+STORES: Final[dict[Mode, Callable[[PlatformSettings], Store]]] = {
     "embedded": lambda settings: SqliteStore(settings.sqlite.path),
     "stack": lambda settings: PostgresStore(settings.postgres),
 }
 
 
-def make_store(settings: Settings, *, migrate: bool = True) -> Store:
+def make_store(settings: PlatformSettings, *, migrate: bool = True) -> Store:
     """A new Store for `settings.mode`, its migrations applied unless `migrate` is False.
 
     Each caller (worker, API) makes its own instance; close it when done (it is a context manager).

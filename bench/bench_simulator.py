@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.engine import KindBatch, Simulation
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 

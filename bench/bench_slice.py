@@ -48,9 +48,11 @@ from beffroi import metrics
 from beffroi.bus_factory import make_bus
 from beffroi.clock import utcnow
 from beffroi.devices import KIND_SPECS, DeviceKind
-from beffroi.settings import Settings, load_settings
+from beffroi.records import decode_alert
 from beffroi.store_factory import make_store
-from beffroi.testing import (
+from ingest.mqtt_source import end_session, open_session
+from tower.settings import Settings, load_settings
+from tower.testing import (
     ComponentProcess,
     alert_on_every_reading,
     provision_devices,
@@ -58,8 +60,6 @@ from beffroi.testing import (
     write_settings,
     write_venue,
 )
-from ingest.mqtt_source import end_session, open_session
-from ingest.records import decode_alert
 
 DEVICE_KIND = DeviceKind.AIR_QUALITY
 MODEL = KIND_SPECS[DEVICE_KIND].model
@@ -192,8 +192,8 @@ class Components:
             open_session(self.settings.mqtt, client_id=client_id)  # the broker queues from now on
         self.procs = {"bridge": [], "worker": []}
         for kind, module, count in (
-            ("bridge", "ingest.bridge", self.bridges),
-            ("worker", "analytics.worker", self.workers),
+            ("bridge", "tower.processes.bridge", self.bridges),
+            ("worker", "tower.processes.worker", self.workers),
         ):
             for i in range(count):
                 port = free_port()

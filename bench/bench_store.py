@@ -26,7 +26,8 @@ from psycopg import sql
 
 from beffroi.events import LatLon, Reading, derived_id
 from beffroi.postgres_store import _READING_COLUMNS, PostgresStore, _reading_row
-from beffroi.settings import PostgresSettings, load_settings
+from beffroi.settings import PostgresSettings
+from tower.settings import load_settings
 
 
 def readings(count: int, *, tag: str) -> list[Reading]:

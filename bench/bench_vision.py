@@ -36,13 +36,15 @@ import numpy as np
 
 from analytics.vision.counting import CameraCounter, FusionConfig
 from analytics.vision.density.model import DensityEstimator
-from analytics.vision.detectors.base import Image, PersonDetector
+from analytics.vision.detectors.base import PersonDetector
 from analytics.vision.detectors.plugins.yolo import YoloDetector
 from analytics.vision.detectors.registry import create_detector
 from analytics.vision.pipeline import VisionPipeline
 from analytics.vision.service import WEIGHTS, VisionSettings
-from analytics.vision.view import CountingView, ViewZone
+from analytics.vision.view import CountingView
 from analytics.vision.zone_state import ZoneAggregator, ZoneInfo
+from beffroi.images import Image
+from beffroi.sites import ViewZone
 from beffroi.venue import CameraPose
 from ingest.video.batching import FrameQueue
 from ingest.video.source import CameraReader, CameraSource

@@ -6,14 +6,12 @@ flush fails nothing is acknowledged: the batch is sent again until the bus takes
 in between leaves the messages unacknowledged in the broker, which delivers them again. Bad input
 never stops the bridge; rejections are counted per reason.
 
-Run alone with `python -m ingest.bridge --settings FILE` (stack mode: Mosquitto -> Kafka).
+Run alone with `python -m tower.processes.bridge --settings FILE` (stack mode: Mosquitto -> Kafka).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,10 +23,9 @@ from beffroi import metrics
 from beffroi.bus import Bus, BusError
 from beffroi.clock import utcnow
 from beffroi.events import DeadLetter
-from beffroi.settings import Settings
-from beffroi.signals import stop_on_signals
+from beffroi.records import Outgoing, dead_letter_record, reading_record
 from beffroi.venue import PlacedDevice
-from ingest.records import Outgoing, dead_letter_record, reading_record
+from ingest.settings import IngestPlatformSettings
 from ingest.source import Inbound, MessageSource
 from ingest.validate import Limits, validate_message
 
@@ -47,7 +44,7 @@ class BridgeConfig:
     retry_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BridgeConfig:
+    def from_settings(cls, settings: IngestPlatformSettings) -> BridgeConfig:
         return cls(
             readings_topic=settings.kafka.topic("readings"),
             deadletter_topic=settings.kafka.topic("deadletter"),
@@ -193,32 +190,3 @@ class Bridge:
                 )
                 if self._stop.wait(delay):
                     return False
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ingest.bridge`: the stack-mode bridge as its own process (Mosquitto -> Kafka)."""
-    from beffroi.runtime import bridge_for_stack, load_venue_for
-    from beffroi.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m ingest.bridge", description=__doc__)
-    parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
-    parser.add_argument("--venue", help="venue YAML (default: settings.venue)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.settings, **({"venue": args.venue} if args.venue else {}))
-    venue = load_venue_for(settings)
-    bridge, closer = bridge_for_stack(settings, venue)
-    port = metrics.serve(settings.metrics)
-    if port is not None:
-        log.info("bridge metrics on http://%s:%d/metrics", settings.metrics.host, port)
-
-    try:
-        with stop_on_signals(bridge.stop):
-            bridge.run()
-    finally:
-        closer()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,14 +23,12 @@ from beffroi.events import (
     DeadLetterReason,
     LiveObjectsPayload,
     Reading,
-    derived_id,
     message_id_for,
 )
-from beffroi.settings import IngestSettings
+from beffroi.records import dead_letter_id, device_of_topic
 from beffroi.venue import PlacedDevice
+from ingest.settings import IngestSettings
 
-_TOPIC_PREFIX = "dev/"
-_TOPIC_SUFFIX = "/data"
 _STREAM_PREFIX = "urn:lo:nsid:"
 _MISSING = {"missing"}
 _WRONG_TYPE_SUFFIXES = ("_type", "_parsing")
@@ -60,21 +58,6 @@ class Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def device_of_topic(topic: str) -> str | None:
-    """The device id in `dev/{device_id}/data`, or None when the topic has another shape."""
-    if not (topic.startswith(_TOPIC_PREFIX) and topic.endswith(_TOPIC_SUFFIX)):
-        return None
-    device_id = topic[len(_TOPIC_PREFIX) : -len(_TOPIC_SUFFIX)]
-    if not device_id or "/" in device_id:
-        return None
-    return device_id
-
-
-def dead_letter_id(source: str, payload: bytes) -> str:
-    """Stable id of a rejected message: a redelivery is stored once."""
-    return derived_id("deadletter", message_id_for(source, payload))
 
 
 def validate_message(

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
-from beffroi.cli import main
-from beffroi.settings import load_settings
 from beffroi.yamlconf import ConfigError
+from tower.cli import main
+from tower.settings import load_settings
 
 BAD = textwrap.dedent(
     """\

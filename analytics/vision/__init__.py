@@ -7,6 +7,6 @@ feet on the ground through each camera's homography (`homography.py`, `view.py`)
 and tracks people across gate lines (`tracking.py`); `ZoneAggregator` folds every camera into one
 `ZoneState` per zone per second (count, density, Fruin level of service, flow, confidence), which
 `ZoneStatePublisher` sends on the bus topic 'zone_state'. Only those aggregates leave the pipeline.
-`service.VisionService` runs it on a venue's cameras (`python -m analytics.vision`); `live_run` runs
+`service.VisionService` runs it on a venue's cameras (`python -m tower.vision`); `live_run` runs
 it against live simulated cameras and scores the densities against the scenario's truth.
 """

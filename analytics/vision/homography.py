@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from analytics.vision.geometry import FloatArray
+from beffroi.geometry import FloatArray
 
 
 class HomographyError(ValueError):

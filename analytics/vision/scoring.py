@@ -1,29 +1,21 @@
-"""Score published zone states against a scenario run's ground truth (zones.csv).
+"""Score zone states against a scenario run's ground truth (zones.csv), read as data.
 
-    python -m analytics.vision.scoring --truth DIR [--settings S] [--mode stack] [--group G]
-
-Reads every `zone_state` record on the bus and compares each state's density with the true density
-of its zone at the state's time: mean absolute error overall and per zone, in persons/m², and
-relative to the mean true density.
+Each state's density is compared with the true density of its zone at the state's time: mean
+absolute error overall and per zone, in persons/m², and relative to the mean true density
+(`python -m tower.vision.scoring` reads the states from the bus).
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import csv
-import json
-import sys
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from analytics.vision.zone_state import ZoneState
-from beffroi.bus_factory import make_bus
 from beffroi.clock import parse_iso
-from beffroi.settings import load_settings
 
 
 @dataclass
@@ -85,40 +77,3 @@ def score(states: Iterable[ZoneState], truth: dict[tuple[str, str], TruthSeries]
             for z, v in sorted(errs.items())
         },
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m analytics.vision.scoring",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--truth", type=Path, required=True, help="ground-truth directory (zones.csv)")
-    p.add_argument("--settings", type=Path)
-    p.add_argument("--mode", choices=["embedded", "stack"])
-    p.add_argument("--idle-s", type=float, default=5.0, help="stop reading after this long without records")
-    args = p.parse_args(argv)
-    settings = load_settings(args.settings, **({"mode": args.mode} if args.mode else {}))
-    topic = settings.kafka.topic("zone_state")
-    states = []
-    with (
-        make_bus(settings, ensure_topics=False) as bus,
-        bus.subscribe(f"vision-score-{uuid.uuid4().hex[:8]}", [topic]) as sub,
-    ):
-        idle = 0.0
-        while idle < args.idle_s:
-            batch = sub.poll(timeout=1.0)
-            idle = 0.0 if batch else idle + 1.0
-            states += [ZoneState.model_validate(json.loads(r.value)) for r in batch]
-    result = score(states, load_truth(args.truth / "zones.csv"))
-    print(
-        f"{result.states} zone states: density MAE {result.mae:.3f} p/m2 over a mean true density of "
-        f"{result.mean_true:.3f} p/m2 ({100 * result.relative_mae:.1f}%)"
-    )
-    for zone, (n, mae, mean) in result.per_zone.items():
-        print(f"  {zone:<28} {n:5d} states  MAE {mae:.3f}  mean true {mean:.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,10 +21,11 @@ from analytics.vision.detectors.registry import DetectorConfig, create_detector
 from analytics.vision.los import STANDING_KINDS
 from analytics.vision.pipeline import PipelineStats, VisionPipeline, run_pipeline
 from analytics.vision.publish import ZoneStatePublisher
-from analytics.vision.sites import counting_view, site_gates
+from analytics.vision.view import counting_view
 from analytics.vision.zone_state import GateInfo, SiteKey, ZoneAggregator, ZoneInfo
 from beffroi.bus import Bus
 from beffroi.events import AwareDatetime
+from beffroi.sites import site_gates
 from beffroi.venue import Venue
 from ingest.video.batching import FrameQueue
 from ingest.video.source import CameraReader, CameraSource, FrameSample, source_kind

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from analytics.vision.detectors.base import Detections, FloatArray
 from analytics.vision.offline import ultralytics_offline
-from analytics.vision.view import ViewGate
+from beffroi.sites import ViewGate
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """What one camera sees on the ground: its homography, the zones and gates in view, and the region
-where people are large enough in the image to be counted reliably."""
+where people are large enough in the image to be counted reliably.
+
+A camera's homography is fitted to its pose's `ground_refs` when the venue gives them, else to
+reference points derived from the pose (`beffroi.venue.CameraView.ground_refs`), scaled to the
+resolution the camera is read at."""
 
 from __future__ import annotations
 
@@ -10,42 +14,15 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from analytics.vision.geometry import FloatArray, PinholeCamera, overlap_area, points_in_polygon
 from analytics.vision.homography import GroundHomography
+from beffroi.events import LatLon
+from beffroi.geometry import FloatArray, PinholeCamera, overlap_area, points_in_polygon
+from beffroi.sites import ViewGate, ViewZone, placed_camera, site_frame, site_gates, site_zones
+from beffroi.venue import CameraView as PoseView
+from beffroi.venue import Venue
 
 #: a standing adult, for the reliable-size region
 PERSON_HEIGHT_M = 1.7
-
-
-@dataclass(frozen=True)
-class ViewZone:
-    id: str
-    polygon: FloatArray  # ground metres
-    area_m2: float  # whole zone
-
-
-@dataclass(frozen=True)
-class ViewGate:
-    """A counting line on the ground, `a`→`b`; crossing towards its normal's side is 'in'."""
-
-    id: str
-    a: FloatArray
-    b: FloatArray
-    zone_in: str | None = None  # the zone that 'in' leads to
-    zone_out: str | None = None
-
-    @property
-    def width_m(self) -> float:
-        return float(np.hypot(*(self.b - self.a)))
-
-    def signed_distance(self, xy: FloatArray) -> FloatArray:
-        d = (self.b - self.a) / self.width_m
-        out: FloatArray = (xy - self.a) @ np.array([d[1], -d[0]])
-        return out
-
-    def along(self, xy: FloatArray) -> FloatArray:
-        out: FloatArray = (xy - self.a) @ ((self.b - self.a) / self.width_m)
-        return out
 
 
 def reliable_top_row(camera: PinholeCamera, *, min_person_px: float) -> float:
@@ -200,3 +177,38 @@ class CountingView:
     @cached_property
     def _cell_cache(self) -> dict[tuple[int, int, int], dict[str, npt.NDArray[np.bool_]]]:
         return {}
+
+
+def _in_image(camera: PinholeCamera, gate: ViewGate) -> bool:
+    """Whether the middle of the gate line shows in the camera's image."""
+    uv, depth = camera.project_ground(np.linspace(gate.a, gate.b, 5)[1:4])
+    ok = (
+        (depth > 0)
+        & (uv[:, 0] >= 0)
+        & (uv[:, 0] < camera.width)
+        & (uv[:, 1] >= 0)
+        & (uv[:, 1] < camera.height)
+    )
+    return bool(ok.any())
+
+
+def counting_view(
+    venue: Venue, device_id: str, *, width: int | None = None, min_person_px: float = 0.0
+) -> CountingView:
+    """The camera's counting view: its site's zones and gates, a homography from the venue's
+    reference points, and the region where people are at least `min_person_px` tall."""
+    pc = placed_camera(venue, device_id, width=width)
+    refs = PoseView.of(pc.device).ground_refs()
+    frame = site_frame(pc.site)
+    image = np.array([[r.u * pc.scale, r.v * pc.scale] for r in refs])
+    ground = np.array([frame.to_xy(LatLon(lat=r.lat, lon=r.lon)) for r in refs])
+    return CountingView.from_camera(
+        device_id,
+        pc.camera,
+        zones=site_zones(pc.site),
+        gates=[g for g in site_gates(pc.site) if _in_image(pc.camera, g)],
+        min_person_px=min_person_px,
+        max_range_m=pc.max_range_m,
+        reference_points=(image, ground),
+        site_id=pc.site.id,
+    )

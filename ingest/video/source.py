@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from analytics.vision.detectors.base import as_image
 from beffroi.clock import utcnow
+from beffroi.images import as_image
 
 log = logging.getLogger(__name__)
 

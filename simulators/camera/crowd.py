@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from analytics.vision.geometry import FloatArray, overlap_area, points_in_polygon
+from beffroi.geometry import FloatArray, overlap_area, points_in_polygon
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.vision.geometry import PinholeCamera
+from beffroi.geometry import PinholeCamera
 from beffroi.venue import CameraPose
 from simulators.camera.crowd import GroundGate, GroundZone, StaticConditions
 from simulators.camera.render import CameraRenderer, CameraScene

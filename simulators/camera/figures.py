@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from analytics.vision.geometry import FloatArray, PinholeCamera
+from beffroi.geometry import FloatArray, PinholeCamera
 
 Colour = tuple[int, int, int]
 

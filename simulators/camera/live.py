@@ -1,9 +1,9 @@
 """What a live camera run tells its consumers: where the streams are, and the true density of each
 zone by wall-clock time (to score what the video pipeline publishes against).
 
-- `streams.json`: {camera id: MJPEG URL}, for `python -m analytics.vision --streams`;
+- `streams.json`: {camera id: MJPEG URL}, for `python -m tower.vision --streams`;
 - `zones.csv`: `timestamp,t_s,site,zone,density`, every `step_s` of the run, in the format of a
-  scenario run's zones.csv (`python -m analytics.vision.scoring --truth DIR` reads it).
+  scenario run's zones.csv (`python -m tower.vision.scoring --truth DIR` reads it).
 """
 
 from __future__ import annotations

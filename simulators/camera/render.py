@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from analytics.vision.geometry import FloatArray, PinholeCamera, overlap_area, points_in_polygon
+from beffroi.geometry import FloatArray, PinholeCamera, overlap_area, points_in_polygon
 from simulators.camera.crowd import CrowdConditions, CrowdWindow, GroundGate, GroundZone
 from simulators.camera.figures import Appearance, Figures, K, place
 

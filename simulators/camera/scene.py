@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.vision.geometry import FloatArray, overlap_area, points_in_polygon
-from analytics.vision.sites import placed_camera, site_gates, site_zones
+from beffroi.geometry import FloatArray, overlap_area, points_in_polygon
+from beffroi.sites import placed_camera, site_gates, site_zones
 from beffroi.venue import Venue
 from simulators.camera.crowd import GroundGate, GroundZone
 from simulators.camera.render import CameraScene

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.vision.geometry import LocalFrame, PinholeCamera
 from beffroi.events import LatLon
+from beffroi.geometry import LocalFrame, PinholeCamera
 from beffroi.venue import CameraPose, GroundRef
 
 #: decimals of the surveyed latitudes and longitudes: about a millimetre
@@ -16,7 +16,7 @@ LATLON_DECIMALS = 8
 def survey_ground_refs(pose: CameraPose, location: LatLon, *, origin: LatLon, n: int = 8) -> list[GroundRef]:
     """`n` (≥4) reference points of a camera at `location`, spread over the lower part of its image
     (`PinholeCamera.reference_points`), at the pose's resolution. `origin` is the centre of the
-    site frame the vision pipeline places the camera in (`analytics.vision.sites`), so the points
+    site frame the vision pipeline places the camera in (`beffroi.sites`), so the points
     fit exactly the homography it would derive from the pose."""
     if n < 4:
         raise ValueError("a homography needs 4 or more reference points")

@@ -17,8 +17,8 @@ from beffroi.bus_factory import kafka_bus_for, make_bus
 from beffroi.confluent_bus import ConfluentBus
 from beffroi.kafka_bus import KafkaBus
 from beffroi.memory_bus import MemoryBus, murmur2, partition_for_key
-from beffroi.settings import Settings
 from tests.fixtures.bus import KAFKA_CLIENTS, BusNames
+from tower.settings import Settings
 
 # generous: the first poll of a Kafka member includes joining its group
 DEADLINE_S = 30.0

@@ -21,11 +21,12 @@ from beffroi.events import (
 )
 from beffroi.migrations import Dialect, Migration, MigrationError, migrations_for, sqlite_statements
 from beffroi.postgres_store import PostgresStore
-from beffroi.settings import Settings, SqliteSettings
+from beffroi.settings import SqliteSettings
 from beffroi.sqlite_store import SqliteStore
 from beffroi.store import Store, StoreError, TransitionRefused, UnknownAlertError
 from beffroi.store_factory import make_store
 from tests.fixtures.store import execute_raw, make_alert, make_dead_letter, make_readings
+from tower.settings import Settings
 
 # -- readings ---------------------------------------------------------------------------------------
 

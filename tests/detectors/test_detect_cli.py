@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beffroi.cli import main
+from tower.cli import main
 
 
 def write_series(path: Path, values, *, step_s: float = 300.0, stamps=None) -> Path:

@@ -15,11 +15,11 @@ from analytics.detectors.engine import EngineConfig
 from analytics.snapshot import load_snapshot, save_snapshot
 from beffroi.devices import DeviceKind
 from beffroi.memory_bus import MemoryBus
-from beffroi.settings import Settings
+from beffroi.records import reading_record
 from beffroi.sqlite_store import SqliteStore
-from beffroi.testing import collect, reading
 from beffroi.venue import LatLon, Site, Venue, Zone, ZoneKind
-from ingest.records import reading_record
+from tower.settings import Settings
+from tower.testing import collect, reading
 
 T0 = datetime(2024, 7, 26, 18, 0, tzinfo=UTC)
 DEVICES = {f"snd-{i}": DeviceKind.ACOUSTIC for i in range(4)} | {

@@ -10,7 +10,7 @@ import numpy as np
 from analytics.detectors.engine import DetectEngine, EngineConfig
 from beffroi.devices import DeviceKind
 from beffroi.events import Reading
-from beffroi.testing import reading
+from tower.testing import reading
 
 T0 = datetime(2024, 7, 26, 18, 0, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.scoring.evaluate import simulate
 from analytics.scoring.metrics import Evaluation, evaluate
+from tower.evaluate import simulate
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 # fault alerts no labelled fault explains, over the whole match day (465 streams): 120 before the

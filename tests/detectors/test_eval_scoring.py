@@ -13,9 +13,9 @@ from analytics.detectors.engine import AlertInfo
 from analytics.scoring.evaluate import EvalRun, Label
 from analytics.scoring.metrics import evaluate
 from analytics.scoring.report import write_report
-from beffroi.cli import main
 from beffroi.devices import KIND_SPECS, DeviceKind
 from beffroi.events import Alert, AlertCategory, Severity
+from tower.cli import main
 
 T0 = datetime(2024, 8, 10, 18, 0, tzinfo=UTC)
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "stadium.yaml"
@@ -136,7 +136,7 @@ def test_eval_command_on_a_stretch_of_the_stadium_scenario(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_every_incident_type_of_the_stadium_scenario_is_detected_and_faults_stay_faults(tmp_path):
-    from analytics.scoring.evaluate import simulate
+    from tower.evaluate import simulate
 
     ev = evaluate(simulate(SCENARIO, scale=0.01))
     assert {o.label.type for o in ev.incidents if o.detected} == {

@@ -13,10 +13,10 @@ from analytics.detectors.backend import make_ops
 from analytics.detectors.base import KIND_ORDER, StreamMeta
 from analytics.detectors.forecast_model import ModelFileError, load_weights
 from analytics.detectors.plugins.forecast import Forecast, ForecastConfig
-from beffroi.cli import main
 from beffroi.devices import DeviceKind
-from beffroi.testing import reading
 from tests.detectors.synthetic import run_detector
+from tower.cli import main
+from tower.testing import reading
 
 T0 = datetime(2024, 7, 26, 12, 0, tzinfo=UTC)
 

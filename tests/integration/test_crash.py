@@ -14,7 +14,10 @@ import pytest
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
 from beffroi.store_factory import make_store
-from beffroi.testing import (
+from ingest.mqtt_source import end_session, open_session
+from simulators.publish import MqttPublisher
+from tests.fixtures.store import execute_raw
+from tower.testing import (
     ComponentProcess,
     isolated,
     payload,
@@ -24,9 +27,6 @@ from beffroi.testing import (
     write_settings,
     write_venue,
 )
-from ingest.mqtt_source import end_session, open_session
-from simulators.publish import MqttPublisher
-from tests.fixtures.store import execute_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,8 +46,8 @@ def test_kill_9_of_bridge_and_worker_loses_and_doubles_nothing(stack_settings, t
     provision_devices(settings, names)
     open_session(settings.mqtt)  # the broker queues for the bridge from the first message on
 
-    bridge = ComponentProcess("ingest.bridge", settings_file=settings_file, log_dir=tmp_path)
-    worker = ComponentProcess("analytics.worker", settings_file=settings_file, log_dir=tmp_path)
+    bridge = ComponentProcess("tower.processes.bridge", settings_file=settings_file, log_dir=tmp_path)
+    worker = ComponentProcess("tower.processes.worker", settings_file=settings_file, log_dir=tmp_path)
     publisher = MqttPublisher(settings.mqtt)
     store = make_store(settings)
     published = 0

@@ -14,9 +14,9 @@ import pytest
 from analytics.crowd_worker import CrowdWorker
 from analytics.vision.publish import ZoneStatePublisher
 from beffroi.bus_factory import make_bus
-from beffroi.settings import Settings
 from beffroi.store_factory import make_store
-from beffroi.testing import collect, isolated, unique, zone_series
+from tower.settings import Settings
+from tower.testing import collect, isolated, unique, zone_series
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ from beffroi.bus_factory import make_bus
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
 from beffroi.events import DeadLetterReason
-from beffroi.runtime import compose
-from beffroi.testing import collect, isolated, payload, provision_devices, tiny_venue, unique
+from beffroi.records import device_of_topic
 from ingest.mqtt_source import end_session, open_session
-from ingest.validate import device_of_topic
 from simulators.publish import MqttPublisher
+from tower.runtime import compose
+from tower.testing import collect, isolated, payload, provision_devices, tiny_venue, unique
 
 pytestmark = [pytest.mark.integration]
 

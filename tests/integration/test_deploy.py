@@ -19,9 +19,9 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from beffroi.cli import main as cli_main
 from beffroi.mqtt_auth import data_topic, device_client_id, device_password
-from beffroi.settings import Settings
+from tower.cli import main as cli_main
+from tower.settings import Settings
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="(read|open)_text is deprecated", category=DeprecationWarning)

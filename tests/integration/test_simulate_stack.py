@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 
 from beffroi.bus_factory import make_bus
-from beffroi.cli import main
 from beffroi.clock import utcnow
 from beffroi.events import message_id_for
-from beffroi.runtime import compose
-from beffroi.testing import collect, isolated, provision_devices
 from ingest.mqtt_source import end_session, open_session
 from simulators.engine import Simulation
-from simulators.runner import CountingSink
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
+from tower.cli import main
+from tower.runner import CountingSink
+from tower.runtime import compose
+from tower.testing import collect, isolated, provision_devices
 
 pytestmark = [pytest.mark.integration]
 

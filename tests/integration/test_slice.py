@@ -1,4 +1,4 @@
-"""The thin slice end to end, in both modes, through one code path (`beffroi.runtime.compose`):
+"""The thin slice end to end, in both modes, through one code path (`tower.runtime.compose`):
 
 a sensor publishes a panic press -> the bridge validates it -> the bus -> the worker's threshold
 rule -> the store -> GET /sites/{id}/alerts returns the alert and the SSE stream pushes it live.
@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from beffroi.devices import DeviceKind
-from beffroi.runtime import ApiService, Runtime, compose
-from beffroi.settings import Settings
-from beffroi.testing import isolated, payload, provision_devices, tiny_venue, unique
 from ingest.mqtt_source import end_session, open_session
 from simulators.publish import MqttPublisher, Publisher
+from tower.runtime import ApiService, Runtime, compose
+from tower.settings import Settings
+from tower.testing import isolated, payload, provision_devices, tiny_venue, unique
 
 
 def free_port() -> int:

@@ -12,9 +12,9 @@ from api.app import create_app
 from beffroi.clock import parse_iso
 from beffroi.devices import DeviceKind
 from beffroi.events import AlertStatus
-from beffroi.settings import Settings
 from beffroi.sqlite_store import SqliteStore
-from beffroi.testing import alert_on_every_reading, reading, tiny_venue
+from tower.settings import Settings
+from tower.testing import alert_on_every_reading, reading, tiny_venue
 
 with warnings.catch_warnings():
     # starlette now asks for `httpx2`, which is not among our dependencies; httpx works as before

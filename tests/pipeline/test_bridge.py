@@ -7,9 +7,9 @@ import threading
 from beffroi.bus import BusError
 from beffroi.devices import DeviceKind
 from beffroi.memory_bus import MemoryBus
-from beffroi.settings import Settings
-from beffroi.testing import ListSource, collect, payload, tiny_venue
 from ingest.bridge import Bridge, BridgeConfig
+from tower.settings import Settings
+from tower.testing import ListSource, collect, payload, tiny_venue
 
 VENUE = tiny_venue({"pb-1": DeviceKind.PANIC_BUTTON})
 SETTINGS = Settings()

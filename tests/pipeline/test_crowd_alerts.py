@@ -10,12 +10,12 @@ import pytest
 
 from analytics.crowd_worker import CrowdWorker
 from analytics.worker import WorkerError
-from beffroi.runtime import compose
-from beffroi.settings import Settings, load_settings
 from beffroi.sqlite_store import SqliteStore
 from beffroi.store import StoreError
-from beffroi.testing import T0, pipeline, tiny_venue, zone_series
 from beffroi.yamlconf import ConfigError
+from tower.runtime import compose
+from tower.settings import Settings, load_settings
+from tower.testing import T0, pipeline, tiny_venue, zone_series
 
 CRUSH = [4.0] * 20 + [5.5] * 30  # warning level from the start, critical from t=20 s
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from beffroi.clock import parse_iso
-from beffroi.demo.generator import DemoFeed
-from beffroi.runtime import DEMO_VENUE
-from beffroi.testing import pipeline
 from beffroi.venue import load_venue
 from simulators.publish import InProcessPublisher
+from tower.demo.generator import DemoFeed
+from tower.runtime import DEMO_VENUE
+from tower.testing import pipeline
 
 
 def test_the_demo_venue_raises_alerts_of_several_rules_and_a_dead_letter():

@@ -12,9 +12,10 @@ from api.app import create_app
 from beffroi import metrics
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
-from beffroi.settings import MetricsSettings, Settings
+from beffroi.settings import MetricsSettings
 from beffroi.sqlite_store import SqliteStore
-from beffroi.testing import alert_on_every_reading, pipeline, tiny_venue
+from tower.settings import Settings
+from tower.testing import alert_on_every_reading, pipeline, tiny_venue
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")

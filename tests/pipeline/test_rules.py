@@ -11,8 +11,8 @@ from analytics.rules.registry import RULES, build_rule, build_rules
 from analytics.rules.threshold import KEY, ThresholdConfig, ThresholdRule
 from beffroi.devices import DeviceKind
 from beffroi.events import Severity, derived_id
-from beffroi.settings import Settings
-from beffroi.testing import reading
+from tower.settings import Settings
+from tower.testing import reading
 
 
 def smoke(**kw) -> ThresholdRule:

@@ -10,8 +10,8 @@ import pytest
 from beffroi.clock import parse_iso
 from beffroi.devices import DeviceKind
 from beffroi.events import DeadLetter, DeadLetterReason, Reading, message_id_for
-from beffroi.testing import payload, tiny_venue
 from ingest.validate import Limits, validate_message
+from tower.testing import payload, tiny_venue
 
 NOW = parse_iso("2024-07-26T19:30:00+00:00")
 VENUE = tiny_venue({"pb-1": DeviceKind.PANIC_BUTTON, "aq-1": DeviceKind.AIR_QUALITY, "gc-1": "gate_counter"})

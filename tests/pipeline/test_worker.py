@@ -9,7 +9,7 @@ from beffroi.devices import DeviceKind
 from beffroi.events import DeadLetterReason
 from beffroi.sqlite_store import SqliteStore
 from beffroi.store import StoreError
-from beffroi.testing import alert_on_every_reading, pipeline
+from tower.testing import alert_on_every_reading, pipeline
 
 DEVICES = {"pb-1": DeviceKind.PANIC_BUTTON, "aq-1": DeviceKind.AIR_QUALITY}
 

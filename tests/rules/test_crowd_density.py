@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from analytics.rules.crowd_density import CrowdDensityConfig, CrowdDensityRule
 from analytics.rules.zone import Levels
 from beffroi.events import Severity, derived_id
-from beffroi.testing import SITE, T0, ZONE, run_zone_rule, zone_series
+from tower.testing import SITE, T0, ZONE, run_zone_rule, zone_series
 
 
 def rule(**kw) -> CrowdDensityRule:

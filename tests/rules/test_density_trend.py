@@ -7,7 +7,7 @@ import pytest
 
 from analytics.rules.density_trend import DensityTrendConfig, DensityTrendRule, theil_sen
 from beffroi.events import Severity
-from beffroi.testing import T0, run_zone_rule, zone_series
+from tower.testing import T0, run_zone_rule, zone_series
 
 
 def rule(**kw) -> DensityTrendRule:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from analytics.rules.gate_flow import GateFlowConfig, GateFlowRule
 from analytics.rules.zone import Levels
 from beffroi.events import Severity
-from beffroi.testing import T0, run_zone_rule, zone_series
+from tower.testing import T0, run_zone_rule, zone_series
 
 
 def rule(**kw) -> GateFlowRule:

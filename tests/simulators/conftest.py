@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from simulators.engine import Simulation
-from simulators.scenario import Scenario, load_scenario
+from simulators.scenario import Scenario
+from simulators.scenario_file import load_scenario
 
 DATA = Path(__file__).parent / "data"
 SHORT = DATA / "short.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from beffroi.cli import main
+from tower.cli import main
 
 from .conftest import SHORT
 
@@ -68,8 +68,8 @@ def test_unknown_from_time_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_auto_start_keeps_every_timestamp_in_the_past_of_the_wall_clock() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from simulators.runner import RunOptions, plan_start
-    from simulators.scenario import load_scenario
+    from simulators.scenario_file import load_scenario
+    from tower.runner import RunOptions, plan_start
 
     sc = load_scenario(SHORT)
     now = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)

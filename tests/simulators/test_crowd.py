@@ -8,7 +8,7 @@ import pytest
 
 from beffroi.venue import FRUIN_MAX_SPECIFIC_FLOW
 from simulators.crowd import CrowdModel, make_model
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
 from simulators.world import build_world
 
 from .conftest import REPO, SHORT

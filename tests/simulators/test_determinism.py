@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from simulators.engine import Simulation, partition_of
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
 
 from .conftest import SHORT, Collect, ShortRun, run_short
 

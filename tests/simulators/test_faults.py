@@ -11,7 +11,8 @@ import pytest
 import simulators.faults as faults_module
 from beffroi.devices import KIND_SPECS, DeviceKind
 from simulators.faults import observable, place_faults, typical_span
-from simulators.scenario import FaultType, RandomFaults, Scenario, load_scenario
+from simulators.scenario import FaultType, RandomFaults, Scenario
+from simulators.scenario_file import load_scenario
 from simulators.world import build_world
 
 from .conftest import SHIPPED, ShortRun

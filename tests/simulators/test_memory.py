@@ -10,7 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 from simulators.engine import Simulation
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
 
 from .conftest import REPO
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from beffroi.cli import main
 from beffroi.yamlconf import ConfigError
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
+from tower.cli import main
 
 from .conftest import REPO
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from beffroi.cli import main
 from beffroi.devices import DeviceKind
 from beffroi.venue import load_venue
 from simulators.layouts import VENUES, render
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
 from simulators.world import build_world
+from tower.cli import main
 
 from .conftest import REPO, SHIPPED
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from beffroi.cli import main
 from beffroi.devices import DeviceKind
 from beffroi.events import LatLon
 from beffroi.venue import CameraPose, CameraView, Device, load_venue, polygon_area_m2
-from simulators.scenario import load_scenario
+from simulators.scenario_file import load_scenario
 from simulators.world import build_world
+from tower.cli import main
 
 from .conftest import REPO
 

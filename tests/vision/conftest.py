@@ -104,7 +104,7 @@ class TrainedWeights:
 def tiny_yolo(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedWeights:
     """A YOLO trained for one epoch by `beffroi train-detector`, with the network refused throughout
     (it checks behaviour, not accuracy)."""
-    from beffroi.cli import main
+    from tower.cli import main
 
     out = tmp_path_factory.mktemp("weights") / "tiny.pt"
     with pytest.MonkeyPatch.context() as mp:

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from analytics.vision.geometry import LocalFrame, PinholeCamera
-from analytics.vision.view import CountingView, ViewZone
+from analytics.vision.view import CountingView
 from beffroi.events import LatLon
+from beffroi.geometry import LocalFrame, PinholeCamera
+from beffroi.sites import ViewZone
 from beffroi.venue import CameraPose, Venue
 from simulators.camera.crowd import GroundGate, GroundZone, StaticConditions
 from simulators.camera.dataset import plaza_scene

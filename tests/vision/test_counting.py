@@ -5,7 +5,8 @@ import pytest
 
 from analytics.vision.counting import CameraCounter, FusionConfig
 from analytics.vision.detectors.base import Detections
-from analytics.vision.view import CountingView, ViewGate, ViewZone
+from analytics.vision.view import CountingView
+from beffroi.sites import ViewGate, ViewZone
 
 
 def view_of(renderer, **kw):

@@ -6,7 +6,7 @@ import torch
 
 from analytics.vision.density.model import DensityEstimator, load_density
 from analytics.vision.training.density import target_map
-from beffroi.cli import main
+from tower.cli import main
 
 
 def test_targets_put_each_person_whole_on_the_grid(tiny_dataset):

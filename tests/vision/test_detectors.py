@@ -7,10 +7,10 @@ import torch
 
 from analytics.vision.detectors.plugins.yolo import YoloConfig, YoloDetector
 from analytics.vision.detectors.registry import PLUGINS, create_detector, detector_config
-from beffroi.cli import main
 from simulators.camera.crowd import StaticConditions
 from simulators.camera.render import CameraRenderer
 from tests.vision.scenes import gate_scene
+from tower.cli import main
 
 
 def iou(a, b):
@@ -133,7 +133,7 @@ def test_video_commands_load_no_model_library_until_they_run():
 
     code = (
         "import argparse, sys\n"
-        "from beffroi.commands import count, train_density, train_detector\n"
+        "from tower.commands import count, train_density, train_detector\n"
         "sub = argparse.ArgumentParser().add_subparsers()\n"
         "for m in (count, train_density, train_detector):\n"
         "    m.register(sub)\n"

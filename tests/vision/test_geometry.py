@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from analytics.vision.geometry import LocalFrame, PinholeCamera, overlap_area, points_in_polygon, polygon_area
 from analytics.vision.homography import GroundHomography, HomographyError
 from beffroi.events import LatLon
+from beffroi.geometry import LocalFrame, PinholeCamera, overlap_area, points_in_polygon, polygon_area
 from beffroi.venue import CameraPose
 
 
@@ -77,7 +77,7 @@ def test_local_frame_round_trip():
 
 
 def test_exit_lines_are_crossed_inwards_from_their_from_zone():
-    from analytics.vision.sites import site_gates
+    from beffroi.sites import site_gates
     from tests.vision.scenes import small_venue
 
     (gate,) = site_gates(small_venue().sites[0])

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.vision.live_run import LiveRun, run_live
 from analytics.vision.scoring import load_truth
 from analytics.vision.zone_state import ZoneState
 from beffroi.bus_factory import make_bus
-from beffroi.cli import main
 from tests.vision.test_zone_state import AGGREGATE_FIELDS
+from tower.cli import main
+from tower.vision.live_run import LiveRun, run_live
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMERAS = [

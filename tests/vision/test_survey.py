@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.vision.geometry import LocalFrame, PinholeCamera
 from analytics.vision.homography import GroundHomography
-from analytics.vision.live_run import LiveRun
 from analytics.vision.service import VisionSettings
-from analytics.vision.sites import counting_view, placed_camera
+from analytics.vision.view import counting_view
 from beffroi.devices import DeviceKind
 from beffroi.events import LatLon
+from beffroi.geometry import LocalFrame, PinholeCamera
+from beffroi.sites import placed_camera
 from beffroi.venue import CameraPose, Venue, load_venue
 from simulators.camera.survey import survey_ground_refs
+from tower.vision.live_run import LiveRun
 
 VENUES = Path(__file__).resolve().parents[2] / "scenarios" / "venues"
 ORIGIN = LatLon(lat=48.92446, lon=2.36022)

@@ -2,7 +2,7 @@ import numpy as np
 
 from analytics.vision.detectors.base import Detections
 from analytics.vision.tracking import LineCrossingCounter, PersonTracker
-from analytics.vision.view import ViewGate
+from beffroi.sites import ViewGate
 
 GATE = ViewGate("g1", a=np.array([0.0, 0.0]), b=np.array([4.0, 0.0]))  # 'in' is towards -y
 

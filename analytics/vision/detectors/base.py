@@ -5,19 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-Image = npt.NDArray[np.uint8]
+from beffroi.images import Image
+
 FloatArray = npt.NDArray[np.float64]
-
-
-def as_image(a: Any) -> Image:
-    """An OpenCV result as a typed uint8 image (no copy when it already is one)."""
-    out: Image = np.asarray(a, dtype=np.uint8)
-    return out
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import torch
 
 from analytics.vision.density.model import DENSITY_SCALE, DensityNet, DensityShape, load_density, save_density
-from analytics.vision.detectors.base import as_image
+from beffroi.images import as_image
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.vision.detectors.base import Detections, Image, PersonDetector, as_image
+from analytics.vision.detectors.base import Detections, PersonDetector
+from beffroi.images import Image, as_image
 
 KEY = "hog"
 

@@ -16,8 +16,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.vision.detectors.base import Detections, Image, PersonDetector, as_image
+from analytics.vision.detectors.base import Detections, PersonDetector
 from analytics.vision.offline import require_weights, ultralytics_offline
+from beffroi.images import Image, as_image
 
 KEY = "yolo"
 

@@ -27,10 +27,11 @@ from types import FrameType
 from typing import Any, BinaryIO, Literal
 
 from beffroi.clock import parse_iso, utcnow
-from beffroi.settings import Settings, load_settings
 from simulators.engine import RunStats, Simulation, Sink
-from simulators.scenario import Scenario, load_scenario
+from simulators.scenario import Scenario
+from simulators.scenario_file import load_scenario
 from simulators.world import build_world
+from tower.settings import Settings, load_settings
 
 Mode = Literal["stack", "embedded", "dry"]
 
@@ -152,7 +153,7 @@ def run_partition(opts: RunOptions, partition: int, start_iso: str) -> tuple[Run
 
         settings = _settings(opts)
         if opts.provision and partition == 0:
-            from beffroi.runtime import provision_devices
+            from tower.runtime import provision_devices
 
             provision_devices(settings, sim.world.venue.devices)
         mqtt = MqttPublisher(settings.mqtt.model_copy(update={"namespace": sim.world.venue.namespace}))
@@ -176,7 +177,7 @@ def run_partition(opts: RunOptions, partition: int, start_iso: str) -> tuple[Run
 
 
 def _run_embedded(opts: RunOptions, start: datetime) -> tuple[RunStats, str]:
-    from beffroi.runtime import compose
+    from tower.runtime import compose
 
     scenario = load_scenario(opts.scenario)
     sim = Simulation(scenario, scale=opts.scale, seed=opts.seed, start=start, out_dir=opts.out_dir)

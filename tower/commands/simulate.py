@@ -22,9 +22,9 @@ def _duration(text: str) -> float:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from beffroi.settings import load_settings
-    from simulators.runner import RunOptions, export_venue, run
-    from simulators.scenario import load_scenario
+    from simulators.scenario_file import load_scenario
+    from tower.runner import RunOptions, export_venue, run
+    from tower.settings import load_settings
 
     scenario_path = Path(args.scenario)
     if args.export_venue is not None:

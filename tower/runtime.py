@@ -23,14 +23,13 @@ from analytics.detect_worker import DetectWorker, DetectWorkerConfig
 from analytics.worker import Worker
 from beffroi.bus import Bus
 from beffroi.bus_factory import make_bus
-from beffroi.settings import Settings
 from beffroi.store_factory import make_store
 from beffroi.venue import Venue
-from beffroi.yamlconf import ConfigError, ConfigIssue, load_model
 from ingest.bridge import Bridge, BridgeConfig
 from ingest.mqtt_source import MqttSource
 from ingest.source import MessageSource, QueueSource
 from simulators.publish import InProcessPublisher, MqttPublisher, Publisher
+from tower.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +38,10 @@ DEMO_VENUE = DEMO_DIR / "venue.yaml"
 DEMO_SETTINGS = DEMO_DIR / "settings.yaml"
 
 
-def load_venue_for(settings: Settings) -> Venue:
-    """The venue named by `settings.venue` (the bridge's device registry)."""
-    if settings.venue is None:
-        raise ConfigError(
-            "<settings>", [ConfigIssue("venue", None, "a venue file is required (settings.venue)")]
-        )
-    return load_model(Venue, settings.venue)
-
-
 def provision_devices(settings: Settings, device_ids: Iterable[str]) -> None:
     """Give these devices their MQTT logins on the local broker (`beffroi mqtt-provision`'s work)."""
-    from beffroi.commands.mqtt_provision import passwd_path, provision, reload_broker, wait_login
     from beffroi.mqtt_auth import device_password
+    from tower.commands.mqtt_provision import passwd_path, provision, reload_broker, wait_login
 
     if settings.mqtt.device_secret is None:
         raise RuntimeError("BEFFROI_MQTT__DEVICE_SECRET is not set: source ~/.local/state/beffroi/stack.env")
@@ -232,7 +222,7 @@ def compose(
 ) -> Runtime:
     """Wire the platform for `settings.mode`. Nothing runs until `Runtime.start()`."""
     from api.app import create_app
-    from beffroi.demo.generator import DemoFeed
+    from tower.demo.generator import DemoFeed
 
     services: list[Service] = []
     publisher: Publisher | None = None

@@ -1,4 +1,4 @@
-"""The process entry point the consumer workers share: `python -m analytics.worker` and the others."""
+"""The process entry point the consumer workers share: `python -m tower.processes.worker` and the others."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 from beffroi import metrics
 from beffroi.bus import Bus
-from beffroi.settings import Settings
+from beffroi.bus_factory import make_bus
 from beffroi.signals import stop_on_signals
 from beffroi.store import Store
+from beffroi.store_factory import make_store
+from tower.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,6 @@ def worker_main(
 ) -> int:
     """Parse `--settings` (plus `add_arguments`), open the bus and the migrated store, and run what
     `build` makes of them until a signal asks it to stop."""
-    from beffroi.bus_factory import make_bus
-    from beffroi.settings import load_settings
-    from beffroi.store_factory import make_store
-
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--settings", help="settings YAML (the environment overrides it)")
     if add_arguments is not None:

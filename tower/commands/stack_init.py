@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 
 from beffroi.bus import BusError
-from beffroi.settings import Settings, load_settings
 from beffroi.yamlconf import ConfigError
+from tower.settings import Settings, load_settings
 
 HELP = "create the Kafka topics and apply the PostgreSQL migrations"
 
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m beffroi.commands.stack_init`: the same command without loading every other command."""
+    """`python -m tower.commands.stack_init`: the same command without loading every other command."""
     parser = argparse.ArgumentParser(prog="beffroi stack-init", description=HELP)
     _arguments(parser)
     try:

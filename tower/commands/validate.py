@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from beffroi.settings import load_settings
 from beffroi.venue import Venue
 from beffroi.yamlconf import ConfigError, ConfigIssue, load_yaml, validate_doc
+from tower.settings import load_settings
 
 
 def _kind_of(doc: Any) -> str:
@@ -29,7 +29,7 @@ def validate_file(path: str) -> str:
     if kind == "venue":
         validate_doc(Venue, doc, path)
     elif kind == "scenario":
-        from simulators.scenario import load_scenario  # scenario model lives with the simulators
+        from simulators.scenario_file import load_scenario  # scenario model lives with the simulators
 
         load_scenario(path)
     elif kind == "settings":

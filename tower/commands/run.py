@@ -14,16 +14,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from beffroi.settings import Settings, load_settings
 from beffroi.signals import stop_on_signals
+from tower.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from beffroi.runtime import Runtime
     from beffroi.venue import Venue
+    from tower.runtime import Runtime
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from beffroi.runtime import DEMO_SETTINGS, DEMO_VENUE, compose, load_venue_for
+    from beffroi.settings import load_venue_for
+    from tower.runtime import DEMO_SETTINGS, DEMO_VENUE, compose
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings_file = args.settings if args.settings is not None else (DEMO_SETTINGS if args.demo else None)

@@ -41,13 +41,13 @@ from beffroi.devices import KIND_SPECS, DeviceKind
 from beffroi.events import Alert, DeadLetter, DeadLetterReason, LatLon, Reading, message_id_for
 from beffroi.memory_bus import MemoryBus
 from beffroi.mqtt_auth import data_topic
-from beffroi.runtime import provision_devices as provision_devices  # re-exported for tests
-from beffroi.settings import Settings
 from beffroi.sqlite_store import SqliteStore
 from beffroi.venue import Device, Exit, Site, Venue, Zone
 from ingest.bridge import Bridge, BridgeConfig
 from ingest.source import Inbound, QueueSource
 from simulators.publish import live_objects_payload
+from tower.runtime import provision_devices as provision_devices  # re-exported for tests
+from tower.settings import Settings
 
 if TYPE_CHECKING:
     from analytics.vision.zone_state import ZoneState

@@ -12,10 +12,26 @@ from dataclasses import dataclass
 
 from beffroi.bus import Headers, Record
 from beffroi.clock import parse_iso
-from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading
-from ingest.validate import dead_letter_id, device_of_topic
+from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading, derived_id, message_id_for
 
+_TOPIC_PREFIX = "dev/"
+_TOPIC_SUFFIX = "/data"
 DEAD_LETTER_HEADERS = ("reason", "detail", "source", "received_at", "dead_letter_id", "stage")
+
+
+def device_of_topic(topic: str) -> str | None:
+    """The device id in `dev/{device_id}/data`, or None when the topic has another shape."""
+    if not (topic.startswith(_TOPIC_PREFIX) and topic.endswith(_TOPIC_SUFFIX)):
+        return None
+    device_id = topic[len(_TOPIC_PREFIX) : -len(_TOPIC_SUFFIX)]
+    if not device_id or "/" in device_id:
+        return None
+    return device_id
+
+
+def dead_letter_id(source: str, payload: bytes) -> str:
+    """Stable id of a rejected message: a redelivery is stored once."""
+    return derived_id("deadletter", message_id_for(source, payload))
 
 
 @dataclass(frozen=True, slots=True)

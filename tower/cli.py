@@ -1,4 +1,4 @@
-"""The `beffroi` command line. Each subcommand lives in its own module under beffroi/commands/."""
+"""The `beffroi` command line. Each subcommand lives in its own module under tower/commands/."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from beffroi.commands import COMMAND_MODULES
 from beffroi.yamlconf import ConfigError
+from tower.commands import COMMAND_MODULES
 
 
 def build_parser() -> argparse.ArgumentParser:

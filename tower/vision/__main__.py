@@ -1,6 +1,6 @@
-"""`python -m analytics.vision`: run the video pipeline on a venue's cameras, publishing zone_state.
+"""`python -m tower.vision`: run the video pipeline on a venue's cameras, publishing zone_state.
 
-    python -m analytics.vision --venue venue.yaml [--config vision.yaml] [--camera ID=URL ...]
+    python -m tower.vision --venue venue.yaml [--config vision.yaml] [--camera ID=URL ...]
                                [--streams streams.json] [--settings settings.yaml] [--seconds S]
 
 Files are read to their end (then the service stops); streams are read until --seconds or Ctrl-C.
@@ -17,15 +17,15 @@ from pathlib import Path
 
 from analytics.vision.service import VisionService, VisionSettings
 from beffroi.bus_factory import make_bus
-from beffroi.settings import load_settings
 from beffroi.venue import load_venue
 from beffroi.yamlconf import ConfigError, load_model
 from simulators.camera.live import read_streams
+from tower.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m analytics.vision",
+        prog="python -m tower.vision",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analytics.vision.detectors.base import Image
+    from beffroi.images import Image
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:

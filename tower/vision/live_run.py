@@ -1,6 +1,6 @@
 """A venue's simulated cameras, live: the zone densities the video pipeline publishes, scored.
 
-    python -m analytics.vision.live_run --truth DIR [--site sdf] [--cameras N|IDS] [--from S]
+    python -m tower.vision.live_run --truth DIR [--site sdf] [--cameras N|IDS] [--from S]
         [--speed X] [--seconds 120] [--fps 1] [--width 640] [--processes 1] [--mode stack]
 
 1. The camera simulator (`python -m simulators.camera --serve --live`, a child process) renders the
@@ -147,11 +147,11 @@ def report(result: LiveResult, venue: Venue) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from beffroi.bus_factory import make_bus
-    from beffroi.settings import load_settings
     from beffroi.yamlconf import load_model
+    from tower.settings import load_settings
 
     p = argparse.ArgumentParser(
-        prog="python -m analytics.vision.live_run",
+        prog="python -m tower.vision.live_run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,8 +1,5 @@
-"""Venue geometry for video: a site's zones and exits in local metres, and each camera's counting view.
-
-Ground coordinates are metres east/north of the site's centre. A camera's homography is fitted to
-its pose's `ground_refs` when the venue gives them, else to reference points derived from the pose
-(`beffroi.venue.CameraView.ground_refs`), scaled to the resolution the camera is read at.
+"""Venue geometry for video, shared by the camera renderer and the counter: a site's zones and exits
+in local metres (metres east/north of the site's centre) and each camera placed as a pinhole model.
 """
 
 from __future__ import annotations
@@ -11,12 +8,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.vision.geometry import FloatArray, LocalFrame, PinholeCamera
-from analytics.vision.view import CountingView, ViewGate, ViewZone
 from beffroi.devices import DeviceKind
-from beffroi.events import LatLon
-from beffroi.venue import CameraView as PoseView
+from beffroi.geometry import FloatArray, LocalFrame, PinholeCamera
 from beffroi.venue import Device, Exit, Site, Venue
+
+
+@dataclass(frozen=True)
+class ViewZone:
+    id: str
+    polygon: FloatArray  # ground metres
+    area_m2: float  # whole zone
+
+
+@dataclass(frozen=True)
+class ViewGate:
+    """A counting line on the ground, `a`→`b`; crossing towards its normal's side is 'in'."""
+
+    id: str
+    a: FloatArray
+    b: FloatArray
+    zone_in: str | None = None  # the zone that 'in' leads to
+    zone_out: str | None = None
+
+    @property
+    def width_m(self) -> float:
+        return float(np.hypot(*(self.b - self.a)))
+
+    def signed_distance(self, xy: FloatArray) -> FloatArray:
+        d = (self.b - self.a) / self.width_m
+        out: FloatArray = (xy - self.a) @ np.array([d[1], -d[0]])
+        return out
+
+    def along(self, xy: FloatArray) -> FloatArray:
+        out: FloatArray = (xy - self.a) @ ((self.b - self.a) / self.width_m)
+        return out
 
 
 def site_frame(site: Site) -> LocalFrame:
@@ -96,39 +121,4 @@ def placed_camera(venue: Venue, device_id: str, *, width: int | None = None) -> 
         site=site,
         camera=PinholeCamera.from_pose(pose, x=x, y=y, width=w, height=h),
         scale=scale,
-    )
-
-
-def _in_image(camera: PinholeCamera, gate: ViewGate) -> bool:
-    """Whether the middle of the gate line shows in the camera's image."""
-    uv, depth = camera.project_ground(np.linspace(gate.a, gate.b, 5)[1:4])
-    ok = (
-        (depth > 0)
-        & (uv[:, 0] >= 0)
-        & (uv[:, 0] < camera.width)
-        & (uv[:, 1] >= 0)
-        & (uv[:, 1] < camera.height)
-    )
-    return bool(ok.any())
-
-
-def counting_view(
-    venue: Venue, device_id: str, *, width: int | None = None, min_person_px: float = 0.0
-) -> CountingView:
-    """The camera's counting view: its site's zones and gates, a homography from the venue's
-    reference points, and the region where people are at least `min_person_px` tall."""
-    pc = placed_camera(venue, device_id, width=width)
-    refs = PoseView.of(pc.device).ground_refs()
-    frame = site_frame(pc.site)
-    image = np.array([[r.u * pc.scale, r.v * pc.scale] for r in refs])
-    ground = np.array([frame.to_xy(LatLon(lat=r.lat, lon=r.lon)) for r in refs])
-    return CountingView.from_camera(
-        device_id,
-        pc.camera,
-        zones=site_zones(pc.site),
-        gates=[g for g in site_gates(pc.site) if _in_image(pc.camera, g)],
-        min_person_px=min_person_px,
-        max_range_m=pc.max_range_m,
-        reference_points=(image, ground),
-        site_id=pc.site.id,
     )

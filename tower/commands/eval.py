@@ -9,9 +9,9 @@ from pathlib import Path
 
 def _handle(args: argparse.Namespace) -> int:
     from analytics.detectors.engine import EngineConfig
-    from analytics.scoring.evaluate import simulate
     from analytics.scoring.metrics import evaluate
     from analytics.scoring.report import write_report
+    from tower.evaluate import simulate
 
     def progress(fraction: float) -> None:
         print(f"  simulated {100 * fraction:3.0f} %", file=sys.stderr, flush=True)

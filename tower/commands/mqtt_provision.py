@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from beffroi.mqtt_auth import device_client_id, device_password
-from beffroi.settings import Settings, load_settings
 from beffroi.venue import Venue
 from beffroi.yamlconf import load_model
+from tower.settings import Settings, load_settings
 
 RESERVED_USERS = frozenset({"beffroi-bridge"})
 

@@ -1,0 +1,1 @@
+"""One module per platform process run alone (stack mode): `python -m tower.processes.NAME`."""
