@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from analytics.rules.registry import build_zone_rules
 from analytics.rules.zone import ZoneRule
@@ -28,11 +28,8 @@ from analytics.settings import AnalyticsPlatformSettings
 from analytics.worker import ConsumerLoop, LoopStats, WorkerError
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter
-from beffroi.records import BadRecord
+from beffroi.records import BadRecord, ZoneState, decode_zone_state
 from beffroi.store import Store
-
-if TYPE_CHECKING:
-    from analytics.vision.zone_state import ZoneState
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +39,6 @@ EpisodeKey = tuple[str, str, str | None, str, tuple[str, ...]]
 def episode_key(alert: Alert) -> EpisodeKey:
     """Rule, site, zone, severity (the level) and subject (`source_ids[0]`) of a zone rule's alert."""
     return (alert.rule, alert.site_id, alert.zone_id, alert.severity.value, alert.source_ids[:1])
-
-
-def decode_zone_state(record: Record) -> ZoneState:
-    # imported here: the vision package pulls in torch, which a worker without zone states never needs
-    from analytics.vision.zone_state import ZoneState
-
-    try:
-        return ZoneState.model_validate_json(record.value)
-    except ValueError as exc:
-        raise BadRecord(
-            f"{record.topic}[{record.partition}]@{record.offset}: not a zone state: {exc}"
-        ) from exc
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ committed offsets. Run alone with `python -m tower.processes.detect_worker --set
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ from analytics.settings import AnalyticsPlatformSettings
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
 from beffroi.bus import Bus, BusError, Subscription, TopicPartition
 from beffroi.events import Alert
-from beffroi.records import BadRecord, alert_record, decode_reading
+from beffroi.records import BadRecord, alert_record, decode_reading, score_record
 from beffroi.store import Store, StoreError
 from beffroi.venue import Venue
 
@@ -92,15 +91,6 @@ class DetectStats:
             f"detect worker: {self.readings} readings, {self.ticks} ticks, {self.alerts} alerts "
             f"({self.new_alerts} new), {self.bad_records} bad records, {self.snapshots} snapshots"
         )
-
-
-def score_record(result: TickResult) -> list[tuple[bytes, bytes]]:
-    """(key, value) records of one tick's scores: one per site, keyed by site id."""
-    out = []
-    for site in result.scores:
-        doc = {"tick": site.tick.isoformat(), "site_id": site.site_id, "streams": site.streams}
-        out.append((site.site_id.encode(), json.dumps(doc, separators=(",", ":")).encode()))
-    return out
 
 
 def zone_kinds_of(venue: Venue) -> dict[tuple[str, str], str]:
@@ -236,8 +226,9 @@ class DetectWorker:
                 self.bus.send(rec.topic, rec.value, key=rec.key, headers=rec.headers)
             if self.config.publish_scores:
                 for result in results:
-                    for key, value in score_record(result):
-                        self.bus.send(self.config.scores_topic, value, key=key)
+                    for site in result.scores:
+                        out = score_record(self.config.scores_topic, site.site_id, site.tick, site.streams)
+                        self.bus.send(out.topic, out.value, key=out.key)
             self.bus.flush()
         except BusError as exc:
             raise DetectWorkerError("publish", exc) from exc

@@ -1,18 +1,35 @@
-"""How readings, alerts and dead letters travel as bus records (the wire format of the slice).
+"""Every bus record format: an encode/decode pair per topic (the wire format of the platform).
 
 - readings: key = device id, value = `Reading` JSON, header `message_id`.
 - alerts: key = site id, value = `Alert` JSON, header `alert_id`.
 - dead letters: key = device id (or the source topic), value = the ORIGINAL bytes exactly,
   headers `reason`, `detail`, `source`, `received_at` (ISO 8601), `dead_letter_id`, `stage`.
+- zone states: key = `site/zone` (or the zone), value = `ZoneState` JSON, header `schema`.
+- scores: key = site id, value = JSON {tick, site_id, streams: {stream: [incident score, fault
+  severity]}}, one record per site and tick of the detectors.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from beffroi.bus import Headers, Record
 from beffroi.clock import parse_iso
-from beffroi.events import Alert, DeadLetter, DeadLetterReason, Reading, derived_id, message_id_for
+from beffroi.events import (
+    Alert,
+    AwareDatetime,
+    DeadLetter,
+    DeadLetterReason,
+    Reading,
+    derived_id,
+    message_id_for,
+)
 
 _TOPIC_PREFIX = "dev/"
 _TOPIC_SUFFIX = "/data"
@@ -111,3 +128,89 @@ def decode_dead_letter(record: Record) -> DeadLetter:
         raise BadRecord(
             f"{record.topic}[{record.partition}]@{record.offset}: not a dead letter: {exc}"
         ) from exc
+
+
+#: Fruin's levels of service, A (free) to F (crush)
+LevelOfService = Literal["A", "B", "C", "D", "E", "F"]
+
+ZONE_STATE_SCHEMA = "beffroi.zone_state.v1"
+
+
+class GateFlow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gate_id: str
+    width_m: float
+    entered: int = Field(ge=0, description="crossings inwards during the window")
+    left: int = Field(ge=0, description="crossings outwards during the window")
+    flow_ppm_per_m: float = Field(ge=0, description="persons per minute per metre, over the flow window")
+    los: LevelOfService
+
+
+class ZoneState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_: Literal["beffroi.zone_state.v1"] = Field(default="beffroi.zone_state.v1", alias="schema")
+    zone_id: str
+    site_id: str | None = None
+    ts: AwareDatetime  # end of the window
+    window_s: float
+    count: float = Field(ge=0, description="persons in the whole zone, extrapolated from the observed part")
+    observed_count: float = Field(ge=0)
+    observed_area_m2: float = Field(ge=0)
+    coverage: float = Field(ge=0, le=1, description="share of the zone's area seen by a camera")
+    density: float = Field(ge=0, description="persons/m²")
+    los: LevelOfService
+    flow_ppm_per_m: float = Field(ge=0, description="through the zone's gates, persons per minute per metre")
+    flow_los: LevelOfService
+    gates: list[GateFlow] = Field(default_factory=list)
+    confidence: float = Field(ge=0, le=1)
+    method: Literal["detection", "density", "fused"]
+    cameras: list[str]
+    frames: int = Field(ge=0)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @property
+    def key(self) -> str:
+        """The bus key: one partition order per zone."""
+        return f"{self.site_id}/{self.zone_id}" if self.site_id else self.zone_id
+
+
+def zone_state_record(topic: str, state: ZoneState) -> Outgoing:
+    return Outgoing(topic, state.to_bytes(), state.key.encode(), (("schema", ZONE_STATE_SCHEMA.encode()),))
+
+
+def decode_zone_state(record: Record) -> ZoneState:
+    try:
+        return ZoneState.model_validate_json(record.value)
+    except ValueError as exc:
+        raise BadRecord(
+            f"{record.topic}[{record.partition}]@{record.offset}: not a zone state: {exc}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class SiteScores:
+    """The detectors' scores of one site at one tick: stream key -> (incident score, fault severity)."""
+
+    site_id: str
+    tick: datetime
+    streams: dict[str, tuple[float, float]]
+
+
+def score_record(
+    topic: str, site_id: str, tick: datetime, streams: Mapping[str, tuple[float, float]]
+) -> Outgoing:
+    doc = {"tick": tick.isoformat(), "site_id": site_id, "streams": dict(streams)}
+    return Outgoing(topic, json.dumps(doc, separators=(",", ":")).encode(), site_id.encode())
+
+
+def decode_score(record: Record) -> SiteScores:
+    try:
+        doc = json.loads(record.value)
+        streams = {str(k): (float(v[0]), float(v[1])) for k, v in doc["streams"].items()}
+        return SiteScores(site_id=str(doc["site_id"]), tick=parse_iso(doc["tick"]), streams=streams)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise BadRecord(f"{record.topic}[{record.partition}]@{record.offset}: not a score: {exc}") from exc

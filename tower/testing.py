@@ -50,7 +50,7 @@ from tower.runtime import provision_devices as provision_devices  # re-exported 
 from tower.settings import Settings
 
 if TYPE_CHECKING:
-    from analytics.vision.zone_state import ZoneState
+    from beffroi.records import ZoneState
 
 SITE = "site-1"
 ZONE = "zone-1"
@@ -162,7 +162,7 @@ def zone_state(
 ) -> ZoneState:
     """A zone state as the video pipeline publishes it; `gates` maps gate id -> (width m, p/m/min)."""
     from analytics.vision.los import density_los, flow_los
-    from analytics.vision.zone_state import GateFlow, ZoneState
+    from beffroi.records import GateFlow, ZoneState
 
     flows = [
         GateFlow(gate_id=g, width_m=w, entered=0, left=0, flow_ppm_per_m=f, los=flow_los(f))

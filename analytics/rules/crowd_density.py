@@ -31,7 +31,7 @@ from analytics.vision.los import DENSITY_BOUNDS
 from beffroi.events import Alert, AlertCategory, Severity, derived_id
 
 if TYPE_CHECKING:
-    from analytics.vision.zone_state import ZoneState
+    from beffroi.records import ZoneState
 
 KEY: Final = "crowd_density"
 

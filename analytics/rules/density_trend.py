@@ -32,7 +32,7 @@ from analytics.rules.zone import (
 from beffroi.events import Alert, AlertCategory, Severity, derived_id
 
 if TYPE_CHECKING:
-    from analytics.vision.zone_state import ZoneState
+    from beffroi.records import ZoneState
 
 KEY: Final = "density_trend"
 

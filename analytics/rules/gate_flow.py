@@ -31,7 +31,7 @@ from analytics.vision.los import FLOW_BOUNDS
 from beffroi.events import Alert, AlertCategory, Severity, derived_id
 
 if TYPE_CHECKING:
-    from analytics.vision.zone_state import GateFlow, ZoneState
+    from beffroi.records import GateFlow, ZoneState
 
 KEY: Final = "gate_flow"
 

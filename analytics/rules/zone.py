@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from beffroi.events import Alert
 
 if TYPE_CHECKING:
-    from analytics.vision.zone_state import ZoneState
+    from beffroi.records import ZoneState
 
 NO_SITE = "unassigned"
 """The site id of alerts on a zone state that names no site (a single-site deployment)."""

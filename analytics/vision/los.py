@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-LevelOfService = Literal["A", "B", "C", "D", "E", "F"]
+from beffroi.records import LevelOfService
+
 DensityTable = Literal["queuing", "walkway"]
 
 _LEVELS: tuple[LevelOfService, ...] = ("A", "B", "C", "D", "E", "F")

@@ -18,7 +18,8 @@ from analytics.vision.counting import CameraCounter, CameraObservation
 from analytics.vision.density.model import DensityEstimator, DensityMap
 from analytics.vision.detectors.base import PersonDetector
 from analytics.vision.publish import ZoneStatePublisher
-from analytics.vision.zone_state import ZoneAggregator, ZoneState
+from analytics.vision.zone_state import ZoneAggregator
+from beffroi.records import ZoneState
 from ingest.video.batching import FrameQueue
 from ingest.video.source import FrameSample
 

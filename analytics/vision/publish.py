@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from analytics.vision.zone_state import SCHEMA, ZoneState
 from beffroi.bus import Bus
+from beffroi.records import ZoneState, zone_state_record
 
 
 class ZoneStatePublisher:
@@ -17,9 +17,8 @@ class ZoneStatePublisher:
     def publish(self, states: Iterable[ZoneState]) -> int:
         n = 0
         for s in states:
-            self.bus.send(
-                self.topic, s.to_bytes(), key=s.key.encode(), headers=(("schema", SCHEMA.encode()),)
-            )
+            out = zone_state_record(self.topic, s)
+            self.bus.send(out.topic, out.value, key=out.key, headers=out.headers)
             n += 1
         self.sent += n
         return n

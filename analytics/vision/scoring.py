@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from analytics.vision.zone_state import ZoneState
 from beffroi.clock import parse_iso
+from beffroi.records import ZoneState
 
 
 @dataclass

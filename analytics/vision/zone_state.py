@@ -1,7 +1,7 @@
 """Per-zone, per-second aggregates of every camera's counts: what the video pipeline publishes.
 
-`ZoneState` is the only thing that leaves the pipeline: numbers per zone (count, density, flow,
-level of service, confidence), never frames, boxes or faces.
+`ZoneState` (its record format in `beffroi.records`) is the only thing that leaves the pipeline:
+numbers per zone (count, density, flow, level of service, confidence), never frames, boxes or faces.
 """
 
 from __future__ import annotations
@@ -13,58 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from analytics.vision.los import DensityTable, LevelOfService, density_los, flow_los
+from analytics.vision.los import DensityTable, density_los, flow_los
 from beffroi.clock import ensure_aware
-from beffroi.events import AwareDatetime
+from beffroi.records import GateFlow, ZoneState
 
 if TYPE_CHECKING:
     from analytics.vision.counting import CameraObservation
-
-SCHEMA = "beffroi.zone_state.v1"
-
-
-class GateFlow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    gate_id: str
-    width_m: float
-    entered: int = Field(ge=0, description="crossings inwards during the window")
-    left: int = Field(ge=0, description="crossings outwards during the window")
-    flow_ppm_per_m: float = Field(ge=0, description="persons per minute per metre, over the flow window")
-    los: LevelOfService
-
-
-class ZoneState(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    schema_: Literal["beffroi.zone_state.v1"] = Field(default="beffroi.zone_state.v1", alias="schema")
-    zone_id: str
-    site_id: str | None = None
-    ts: AwareDatetime  # end of the window
-    window_s: float
-    count: float = Field(ge=0, description="persons in the whole zone, extrapolated from the observed part")
-    observed_count: float = Field(ge=0)
-    observed_area_m2: float = Field(ge=0)
-    coverage: float = Field(ge=0, le=1, description="share of the zone's area seen by a camera")
-    density: float = Field(ge=0, description="persons/m²")
-    los: LevelOfService
-    flow_ppm_per_m: float = Field(ge=0, description="through the zone's gates, persons per minute per metre")
-    flow_los: LevelOfService
-    gates: list[GateFlow] = Field(default_factory=list)
-    confidence: float = Field(ge=0, le=1)
-    method: Literal["detection", "density", "fused"]
-    cameras: list[str]
-    frames: int = Field(ge=0)
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
-
-    @property
-    def key(self) -> str:
-        """The bus key: one partition order per zone."""
-        return f"{self.site_id}/{self.zone_id}" if self.site_id else self.zone_id
 
 
 @dataclass(frozen=True)

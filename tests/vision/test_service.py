@@ -2,7 +2,7 @@ import json
 import time
 
 from analytics.vision.service import VisionService, VisionSettings
-from analytics.vision.zone_state import ZoneState
+from beffroi.records import ZoneState
 from simulators.camera.crowd import StaticConditions
 from simulators.camera.run import CameraRun, render_cameras
 from simulators.camera.scene import camera_scene

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from analytics.vision.scoring import load_truth
-from analytics.vision.zone_state import ZoneState
 from beffroi.bus_factory import make_bus
+from beffroi.records import ZoneState
 from tests.vision.test_zone_state import AGGREGATE_FIELDS
 from tower.cli import main
 from tower.vision.live_run import LiveRun, run_live

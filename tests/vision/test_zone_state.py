@@ -6,7 +6,8 @@ import pytest
 from analytics.vision.counting import CameraObservation, ZoneObservation
 from analytics.vision.publish import ZoneStatePublisher
 from analytics.vision.tracking import Crossing
-from analytics.vision.zone_state import GateInfo, ZoneAggregator, ZoneInfo, ZoneState
+from analytics.vision.zone_state import GateInfo, ZoneAggregator, ZoneInfo
+from beffroi.records import ZoneState
 
 T0 = datetime(2024, 7, 26, 19, 30, tzinfo=UTC)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from analytics.vision.scoring import Score, load_truth, score
 from analytics.vision.service import VisionService, VisionSettings
-from analytics.vision.zone_state import ZoneState
 from beffroi.bus import Bus
+from beffroi.records import ZoneState
 from beffroi.venue import Venue, load_venue
 from simulators.camera.live import STREAMS, ZONES, read_streams
 

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 from analytics.vision.scoring import load_truth, score
-from analytics.vision.zone_state import ZoneState
 from beffroi.bus_factory import make_bus
+from beffroi.records import ZoneState
 from tower.settings import load_settings
 
 
