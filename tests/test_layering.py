@@ -13,6 +13,7 @@ data). No two modules may import each other, directly or through others.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,20 +180,25 @@ def cycles(root: Path, modules: set[str], imports: list[Import]) -> list[str]:
     return reports
 
 
+@functools.cache
+def _real_tree() -> tuple[set[str], list[Import]]:
+    return scan(ROOT, LAYERS)
+
+
 def test_imports_follow_the_layers() -> None:
-    _, imports = scan(ROOT, LAYERS)
+    _, imports = _real_tree()
     bad = direction_violations(ROOT, imports, LAYERS)
     assert not bad, "imports against the direction of dependency:\n" + "\n".join(bad)
 
 
 def test_no_import_cycles() -> None:
-    modules, imports = scan(ROOT, LAYERS)
+    modules, imports = _real_tree()
     found = cycles(ROOT, modules, imports)
     assert not found, "import cycles:\n" + "\n".join(found)
 
 
 def test_the_kernel_and_composition_packages_exist() -> None:
-    modules, imports = scan(ROOT, LAYERS)
+    modules, imports = _real_tree()
     assert {"beffroi.events", "beffroi.records", "tower.cli", "tower.settings"} <= modules
     assert len(imports) > 100  # the scan sees the real tree, not an empty one
 
