@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from beffroi.testing import provision_devices, unique
 from ingest.mqtt_source import MqttSource, end_session, open_session
 from ingest.source import Inbound
 from simulators.publish import MqttPublisher
+from tower.testing import provision_devices, unique
 
 pytestmark = [pytest.mark.integration]
 
