@@ -157,7 +157,8 @@ def check_limit(limit: int) -> int:
 
 
 class Store(ABC):
-    """Implementations: `beffroi.sqlite_store.SqliteStore`, `beffroi.postgres_store.PostgresStore`.
+    """Implemented once in SQL by `beffroi.sql_store.SqlStore` over a dialect:
+    `beffroi.sqlite_store.SqliteStore`, `beffroi.postgres_store.PostgresStore`.
 
     Build one from settings with `beffroi.store_factory.make_store`.
     """

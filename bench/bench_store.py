@@ -25,9 +25,16 @@ import psycopg
 from psycopg import sql
 
 from beffroi.events import LatLon, Reading, derived_id
-from beffroi.postgres_store import _READING_COLUMNS, PostgresStore, _reading_row
+from beffroi.postgres_store import PostgresDialect, PostgresStore
 from beffroi.settings import PostgresSettings
+from beffroi.sql_store import READINGS, reading_row
 from tower.settings import load_settings
+
+_READING_COLUMNS = READINGS.column_list
+
+
+def _reading_row(r: Reading) -> tuple[object, ...]:
+    return reading_row(r, PostgresDialect.time, PostgresDialect.text_list)
 
 
 def readings(count: int, *, tag: str) -> list[Reading]:

@@ -1,0 +1,413 @@
+"""SqlStore: the Store written once in SQL, over a dialect (`beffroi.sql_dialect.SqlDialect`).
+
+Each query is written here, once, with `?` placeholders; the dialect runs it on its database (see
+sql_dialect.py for what a dialect holds). `PostgresStore` and `SqliteStore` are this class over
+their dialect.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from beffroi.clock import ensure_aware, utcnow
+from beffroi.events import (
+    Alert,
+    AlertCase,
+    AlertStatus,
+    AuditEntry,
+    DeadLetter,
+    DeadLetterReason,
+    LatLon,
+    OperatorAction,
+    Reading,
+)
+from beffroi.migrations import check_applied
+from beffroi.sql_dialect import C, Row, SqlDialect, Table
+from beffroi.store import (
+    Store,
+    StoreError,
+    TransitionRefused,
+    UnknownAlertError,
+    check_limit,
+    next_owner,
+    next_status,
+    nul_free,
+    open_filter,
+    value_json,
+)
+
+T = TypeVar("T")
+
+READINGS: Final = Table(
+    "readings",
+    (
+        "message_id",
+        "device_id",
+        "site_id",
+        "zone_id",
+        "stream_id",
+        "model",
+        "ts",
+        "received_at",
+        "value",
+        "lat",
+        "lon",
+        "tags",
+    ),
+    key=("message_id", "ts"),
+    bulk=(
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "time",
+        "time",
+        "json",
+        "float",
+        "float",
+        "text_list",
+    ),
+    partition_by="ts",
+)
+ALERTS: Final = Table("alerts", tuple(Alert.model_fields), key=("alert_id",))
+DEAD_LETTERS: Final = Table("dead_letters", tuple(DeadLetter.model_fields), key=("dead_letter_id",))
+
+_ALERT_COLUMNS: Final = ALERTS.column_list
+_AUDIT_COLUMNS: Final = ", ".join(AuditEntry.model_fields)
+_AUDIT_INSERT: Final = (
+    "INSERT INTO alert_audit (alert_id, at, operator, action, from_status, to_status, comment) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+)
+
+
+class SqlStore(Store, Generic[C]):
+    """The Store on the database of `dialect`; one connection per instance, guarded by a lock."""
+
+    def __init__(self, dialect: SqlDialect[C]) -> None:
+        self._dialect = dialect
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> SqlDialect[C]:
+        return self._dialect
+
+    def _run(self, step: str, action: Callable[[C], T]) -> T:
+        with self._lock:
+            return self._dialect.run(step, action)
+
+    def close(self) -> None:
+        with self._lock:
+            self._dialect.close()
+
+    # -- migrations -------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        self._run("migrate", self._migrate)
+
+    def _migrate(self, conn: C) -> None:
+        d = self._dialect
+        with d.migrating(conn):
+            with d.write(conn):
+                d.execute(
+                    conn,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                    f" name text NOT NULL, checksum text NOT NULL, applied_at {d.time_type} NOT NULL)",
+                )
+            # one migration per write transaction, re-reading what is applied inside it, so that
+            # concurrent migrators apply each migration exactly once
+            for migration in d.migrations():
+                with d.write(conn):
+                    row = d.execute(
+                        conn, "SELECT checksum FROM schema_migrations WHERE version = ?", (migration.version,)
+                    ).fetchone()
+                    if row is not None:
+                        check_applied(d.name, migration, row[0])
+                        continue
+                    try:
+                        for statement in d.statements(migration):
+                            conn.execute(statement)
+                    except d.error as exc:
+                        where = f"beffroi/migrations/{d.name}/{migration.filename}"
+                        raise StoreError(f"migration {where} failed {d.place}: {exc}") from exc
+                    d.execute(
+                        conn,
+                        "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (migration.version, migration.name, migration.checksum, d.time(datetime.now(UTC))),
+                    )
+        d.after_migrate(conn)
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def _insert_new(self, step: str, table: Table, rows: Sequence[Row]) -> int:
+        if not rows:
+            return 0
+        return self._run(step, lambda conn: self._dialect.insert_new(conn, table, rows))
+
+    def write_readings(self, readings: Sequence[Reading]) -> int:
+        time, text_list = self._dialect.time, self._dialect.text_list
+        rows = [reading_row(r, time, text_list) for r in readings]
+        return self._insert_new("write_readings", READINGS, rows)
+
+    def write_alerts(self, alerts: Sequence[Alert]) -> int:
+        return self._insert_new("write_alerts", ALERTS, [self._db_row(a) for a in alerts])
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
+        return self._insert_new("write_dead_letters", DEAD_LETTERS, [self._db_row(d) for d in letters])
+
+    def _db_value(self, value: Any) -> Any:
+        if isinstance(value, StrEnum):
+            return value.value
+        if isinstance(value, str):
+            return nul_free(value)
+        if isinstance(value, datetime):
+            return self._dialect.time(value)
+        if isinstance(value, tuple | list):
+            return self._dialect.text_list([nul_free(v) for v in value])
+        return value  # numbers, bytes, None
+
+    def _db_row(self, model: BaseModel) -> Row:
+        """The model's fields, in declaration order (the table's column order), as parameters."""
+        return tuple(self._db_value(getattr(model, name)) for name in type(model).model_fields)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def _fetch(self, step: str, query: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return self._run(step, lambda conn: _dicts(self._dialect.execute(conn, query, params)))
+
+    def _count(self, table: str, *conditions: tuple[str, Any]) -> int:
+        where, params = self._filters(*conditions)
+        rows = self._fetch(f"count {table}", f"SELECT count(*) AS n FROM {table} WHERE {where}", params)
+        return int(rows[0]["n"])
+
+    def _filters(self, *conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+        """AND of the conditions whose value is not None ('1 = 1' when none is); a list value fills
+        as many placeholders as it has items (`status IN (?, ?)`, see `_status_in`)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in conditions:
+            if value is None:
+                continue
+            clauses.append(clause)
+            params.extend(self._db_value(v) for v in (value if isinstance(value, list) else [value]))
+        return " AND ".join(clauses) or "1 = 1", params
+
+    def _alert(self, row: dict[str, Any]) -> Alert:
+        d = self._dialect
+        row["raised_at"] = d.from_time(row["raised_at"])
+        row["source_ids"] = d.from_text_list(row["source_ids"])
+        return Alert.model_validate(row)
+
+    def list_alerts(
+        self,
+        site_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: AlertStatus | None = None,
+        is_open: bool | None = None,
+        zone_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        where, params = self._filters(
+            ("site_id = ?", site_id),
+            ("raised_at >= ?", since),
+            ("raised_at < ?", until),
+            ("status = ?", status),
+            _status_in(open_filter(is_open)),
+            ("zone_id = ?", zone_id),
+        )
+        rows = self._fetch(
+            "list_alerts",
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} "
+            "ORDER BY raised_at DESC, alert_id DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [self._alert(row) for row in rows]
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        rows = self._fetch(
+            "get_alert", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", [nul_free(alert_id)]
+        )
+        return self._alert(rows[0]) if rows else None
+
+    def count_alerts(
+        self, site_id: str | None = None, *, status: AlertStatus | None = None, is_open: bool | None = None
+    ) -> int:
+        return self._count(
+            "alerts", ("site_id = ?", site_id), ("status = ?", status), _status_in(open_filter(is_open))
+        )
+
+    # -- the alert lifecycle ----------------------------------------------------------------------
+
+    def act_on_alert(
+        self, alert_id: str, action: OperatorAction, *, at: datetime | None = None
+    ) -> AuditEntry:
+        when = ensure_aware(at, what="at") if at is not None else utcnow()
+        alert_id = nul_free(alert_id)
+        comment = nul_free(action.comment) if action.comment is not None else None
+        operator = nul_free(action.operator)
+        d = self._dialect
+
+        def act(conn: C) -> AuditEntry:
+            # the write transaction (and the row lock where the dialect needs one) makes a concurrent
+            # action on this alert wait, then see our status
+            with d.write(conn):
+                row = d.execute(
+                    conn, "SELECT status, owner FROM alerts WHERE alert_id = ?" + d.for_update, (alert_id,)
+                ).fetchone()
+                if row is None:
+                    raise UnknownAlertError(f"unknown alert {alert_id!r}")
+                status, owner = AlertStatus(row[0]), row[1]
+                target = next_status(action, alert_id=alert_id, status=status, owner=owner)
+                updated = d.execute(
+                    conn,
+                    "UPDATE alerts SET status = ?, owner = ?, updated_at = ? "
+                    "WHERE alert_id = ? AND status = ?",
+                    (target.value, next_owner(action, owner), d.time(when), alert_id, status.value),
+                )
+                if updated.rowcount != 1:
+                    raise TransitionRefused(
+                        f"alert {alert_id} changed while {action.action.value} was applied; try again",
+                        alert_id=alert_id,
+                        status=status,
+                        owner=owner,
+                    )
+                audit = (alert_id, d.time(when), operator, action.action.value, status.value, target.value)
+                [(seq,)] = d.execute(conn, _AUDIT_INSERT, (*audit, comment)).fetchall()
+            return AuditEntry(
+                seq=int(seq),
+                alert_id=alert_id,
+                at=when,
+                operator=operator,
+                action=action.action,
+                from_status=status,
+                to_status=target,
+                comment=comment,
+            )
+
+        return self._run("act_on_alert", act)
+
+    def get_alert_case(self, alert_id: str) -> AlertCase | None:
+        alert_id = nul_free(alert_id)
+        d = self._dialect
+
+        def read(conn: C) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+            with d.snapshot(conn):  # the history matches the status
+                alert = _dicts(
+                    d.execute(
+                        conn,
+                        f"SELECT {_ALERT_COLUMNS}, owner, updated_at FROM alerts WHERE alert_id = ?",
+                        (alert_id,),
+                    )
+                )
+                history = _dicts(
+                    d.execute(
+                        conn,
+                        f"SELECT {_AUDIT_COLUMNS} FROM alert_audit WHERE alert_id = ? ORDER BY seq",
+                        (alert_id,),
+                    )
+                )
+            return (alert[0] if alert else None), history
+
+        row, history = self._run("get_alert_case", read)
+        if row is None:
+            return None
+        owner, updated_at = row.pop("owner"), row.pop("updated_at")
+        return AlertCase(
+            alert=self._alert(row),
+            owner=owner,
+            updated_at=d.from_time(updated_at) if updated_at is not None else None,
+            history=tuple(AuditEntry.model_validate({**e, "at": d.from_time(e["at"])}) for e in history),
+        )
+
+    def list_readings(
+        self,
+        site_id: str,
+        *,
+        device_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        where, params = self._filters(
+            ("site_id = ?", site_id), ("device_id = ?", device_id), ("ts >= ?", since), ("ts < ?", until)
+        )
+        rows = self._fetch(
+            "list_readings",
+            f"SELECT {READINGS.column_list} FROM readings WHERE {where} ORDER BY ts, message_id LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [self._reading(row) for row in rows]
+
+    def _reading(self, row: dict[str, Any]) -> Reading:
+        d = self._dialect
+        lat, lon = row.pop("lat"), row.pop("lon")
+        row["location"] = LatLon(lat=lat, lon=lon) if lat is not None and lon is not None else None
+        row["ts"], row["received_at"] = d.from_time(row["ts"]), d.from_time(row["received_at"])
+        row["value"], row["tags"] = d.from_json(row["value"]), d.from_text_list(row["tags"])
+        return Reading.model_validate(row)
+
+    def count_readings(self, site_id: str | None = None) -> int:
+        return self._count("readings", ("site_id = ?", site_id))
+
+    def list_dead_letters(
+        self, *, reason: DeadLetterReason | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        where, params = self._filters(("reason = ?", reason))
+        rows = self._fetch(
+            "list_dead_letters",
+            f"SELECT {DEAD_LETTERS.column_list} FROM dead_letters WHERE {where} "
+            "ORDER BY received_at DESC, dead_letter_id DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        from_time = self._dialect.from_time
+        return [
+            DeadLetter.model_validate({**row, "received_at": from_time(row["received_at"])}) for row in rows
+        ]
+
+    def count_dead_letters(self, reason: str | None = None) -> int:
+        return self._count("dead_letters", ("reason = ?", reason))
+
+
+def reading_row(
+    r: Reading, time: Callable[[datetime], Any], text_list: Callable[[Sequence[str]], Any]
+) -> Row:
+    """The reading as a row of `READINGS` (the hot path of write_readings), its times and tags
+    converted by the dialect's `time` and `text_list`, NUL characters replaced."""
+    texts: tuple[str | None, ...] = (r.message_id, r.device_id, r.site_id, r.zone_id, r.stream_id, r.model)
+    tags: Sequence[str] = r.tags
+    if "\x00" in f"{r.message_id}{r.device_id}{r.site_id}{r.zone_id}{r.stream_id}{r.model}{''.join(tags)}":
+        texts = tuple(nul_free(t) if t is not None else None for t in texts)
+        tags = [nul_free(t) for t in tags]
+    location = r.location
+    return (
+        *texts,
+        time(r.ts),
+        time(r.received_at),
+        value_json(r.value),
+        location.lat if location is not None else None,
+        location.lon if location is not None else None,
+        text_list(tags),
+    )
+
+
+def _status_in(values: list[str] | None) -> tuple[str, Any]:
+    """A `status IN (...)` condition for `_filters` (no values: no condition)."""
+    if values is None:
+        return ("", None)
+    return (f"status IN ({', '.join('?' * len(values))})", values)
+
+
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
+    """The cursor's rows as dicts keyed by column name."""
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
