@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, timedelta
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, TypedDict, TypeVar, Unpack
 
 import psycopg
 from psycopg import errors, sql
@@ -42,6 +42,12 @@ _STAGING_TYPES: Final[dict[Kind, str]] = {
     "bytes": "bytea",
 }
 _RETRYABLE: Final = (errors.DeadlockDetected, errors.SerializationFailure)
+
+
+class PostgresOptions(TypedDict, total=False):
+    connect_timeout_s: int
+    partition_past_days: int
+    partition_ahead_days: int
 
 
 class PostgresDialect(SqlDialect[PgConnection]):
@@ -211,22 +217,10 @@ def _pyformat(query: str) -> str:
 
 
 class PostgresStore(SqlStore[PgConnection]):
-    """The Store on PostgreSQL (see PostgresDialect for the partition window)."""
+    """The Store on PostgreSQL (see PostgresDialect for the options)."""
 
-    def __init__(
-        self,
-        settings: PostgresSettings,
-        *,
-        connect_timeout_s: int = 10,
-        partition_past_days: int = 366,
-        partition_ahead_days: int = 7,
-    ) -> None:
-        self._postgres = PostgresDialect(
-            settings,
-            connect_timeout_s=connect_timeout_s,
-            partition_past_days=partition_past_days,
-            partition_ahead_days=partition_ahead_days,
-        )
+    def __init__(self, settings: PostgresSettings, **options: Unpack[PostgresOptions]) -> None:
+        self._postgres = PostgresDialect(settings, **options)
         super().__init__(self._postgres)
 
     @property
