@@ -20,6 +20,7 @@ import psycopg
 from psycopg import errors, sql
 
 from beffroi.clock import utcnow
+from beffroi.migrations import Dialect as DialectName
 from beffroi.settings import PostgresSettings
 from beffroi.sql_dialect import Kind, Row, SqlDialect, Table
 from beffroi.sql_store import SqlStore
@@ -58,10 +59,10 @@ class PostgresDialect(SqlDialect[PgConnection]):
     daily partition; any other timestamp lands in the DEFAULT partition.
     """
 
-    name: ClassVar = "postgres"
-    for_update: ClassVar = " FOR UPDATE"
-    time_type: ClassVar = "timestamptz"
-    error: ClassVar = psycopg.Error
+    name: ClassVar[DialectName] = "postgres"
+    for_update: ClassVar[str] = " FOR UPDATE"
+    time_type: ClassVar[str] = "timestamptz"
+    error: ClassVar[type[Exception]] = psycopg.Error
 
     def __init__(
         self,

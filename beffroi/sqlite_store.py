@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from beffroi.migrations import Dialect as DialectName
 from beffroi.migrations import Migration, sqlite_statements
 from beffroi.sql_dialect import SqlDialect
 from beffroi.sql_store import SqlStore
@@ -34,9 +35,9 @@ class SqliteDialect(SqlDialect[sqlite3.Connection]):
     """SQLite: `?` placeholders, the write lock taken up front (no row locks), times as UTC text,
     text arrays and JSON as JSON text, WAL (with its retry while another connection switches)."""
 
-    name: ClassVar = "sqlite"
-    time_type: ClassVar = "text"
-    error: ClassVar = sqlite3.Error
+    name: ClassVar[DialectName] = "sqlite"
+    time_type: ClassVar[str] = "text"
+    error: ClassVar[type[Exception]] = sqlite3.Error
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
         self._path = Path(path)
