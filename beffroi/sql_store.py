@@ -383,20 +383,29 @@ def reading_row(
 ) -> Row:
     """The reading as a row of `READINGS` (the hot path of write_readings), its times and tags
     converted by the dialect's `time` and `text_list`, NUL characters replaced."""
-    texts: tuple[str | None, ...] = (r.message_id, r.device_id, r.site_id, r.zone_id, r.stream_id, r.model)
-    tags: Sequence[str] = r.tags
-    if "\x00" in f"{r.message_id}{r.device_id}{r.site_id}{r.zone_id}{r.stream_id}{r.model}{''.join(tags)}":
-        texts = tuple(nul_free(t) if t is not None else None for t in texts)
-        tags = [nul_free(t) for t in tags]
+    if "\x00" in f"{r.message_id}{r.device_id}{r.site_id}{r.zone_id}{r.stream_id}{r.model}{''.join(r.tags)}":
+        r = r.model_copy(
+            update={
+                name: nul_free(text)
+                for name in ("message_id", "device_id", "site_id", "zone_id", "stream_id", "model")
+                if (text := getattr(r, name)) is not None
+            }
+            | {"tags": tuple(nul_free(t) for t in r.tags)}
+        )
     location = r.location
     return (
-        *texts,
+        r.message_id,
+        r.device_id,
+        r.site_id,
+        r.zone_id,
+        r.stream_id,
+        r.model,
         time(r.ts),
         time(r.received_at),
         value_json(r.value),
         location.lat if location is not None else None,
         location.lon if location is not None else None,
-        text_list(tags),
+        text_list(r.tags),
     )
 
 
