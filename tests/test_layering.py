@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def module_name(root: Path, path: Path) -> str:
     return ".".join(parts)
 
 
+def _statements(node: ast.AST) -> Iterator[ast.AST]:
+    """Every statement, however nested (imports are statements: expressions need no visit)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+            yield child
+            yield from _statements(child)
+
+
 def scan(root: Path, packages: tuple[str, ...]) -> tuple[set[str], list[Import]]:
     """All modules under `packages` and every import among them (imports of other packages dropped)."""
     files = {module_name(root, p): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
@@ -61,7 +70,7 @@ def scan(root: Path, packages: tuple[str, ...]) -> tuple[set[str], list[Import]]
     for source, path in files.items():
         is_pkg = path.name == "__init__.py"
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
+        for node in _statements(tree):
             names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
