@@ -14,6 +14,7 @@ from analytics.detectors.backend import Ops
 from analytics.detectors.base import Detector, StreamMeta
 from analytics.detectors.plugins import (
     drift,
+    ensemble,
     forecast,
     multiscale,
     noise_burst,
@@ -32,6 +33,7 @@ DETECTORS: dict[str, tuple[type[BaseModel], type[Detector]]] = {
     drift.KEY: (drift.DriftConfig, drift.Drift),
     out_of_range.KEY: (out_of_range.OutOfRangeConfig, out_of_range.OutOfRange),
     noise_burst.KEY: (noise_burst.NoiseBurstConfig, noise_burst.NoiseBurst),
+    ensemble.KEY: (ensemble.EnsembleDetectorConfig, ensemble.EnsembleDetector),
 }
 
 DetectorConfig = Annotated[
@@ -42,7 +44,8 @@ DetectorConfig = Annotated[
     | stale.StaleConfig
     | drift.DriftConfig
     | out_of_range.OutOfRangeConfig
-    | noise_burst.NoiseBurstConfig,
+    | noise_burst.NoiseBurstConfig
+    | ensemble.EnsembleDetectorConfig,
     Field(discriminator="type"),
 ]
 

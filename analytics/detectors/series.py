@@ -20,33 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.detectors.base import StreamMeta
-from analytics.detectors.plugins.multiscale import MultiscaleConfig
-from analytics.detectors.plugins.phase_baseline import PhaseBaselineConfig
-from analytics.detectors.stack import DetectorStack, StackConfig
-from analytics.likelihood import LikelihoodConfig
-
-
-def _series_stack() -> StackConfig:
-    return StackConfig(
-        backend="numpy",
-        dtype="float64",
-        detectors=[
-            MultiscaleConfig(),
-            PhaseBaselineConfig(n_phases=24, alpha=0.05, clip=2.5, min_count=8, rel_floor=0.001, beta=0.0),
-        ],
-        combine="min",
-        # a generic series may repeat its anomalies: the tail floor judges single values only
-        likelihood=LikelihoodConfig(
-            short_window=3.0,
-            long_window=1500.0,
-            min_count=100,
-            settle_short=False,
-            floor_short=False,
-            tail_levels=(4.0, 8.0, 16.0, 32.0),
-        ),
-        suppress_on_fault=False,
-    )
+from analytics.detectors.ensemble import EnsembleConfig, ForecastEnsemble, NDArray, score_streams
 
 
 class SeriesConfig(BaseModel):
@@ -54,9 +28,7 @@ class SeriesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    season_s: float = Field(default=86400.0, gt=0, description="seasonal period (time of day)")
-    stack: StackConfig = Field(default_factory=_series_stack)
-    warmup_rows: int = Field(default=150, ge=0, description="rows scored 0 while the stream learns")
+    core: EnsembleConfig = Field(default_factory=EnsembleConfig)
 
 
 class SeriesInputError(ValueError):
@@ -137,26 +109,25 @@ class SeriesScorer:
 
     def __init__(self, config: SeriesConfig | None = None) -> None:
         self.config = config or SeriesConfig()
-        self.stack = DetectorStack(self.config.stack, meta=StreamMeta.generic(1))
-        self._buckets = max((getattr(d, "n_phases", 1) for d in self.config.stack.detectors), default=1)
-        self._rows = 0
-        self._values = np.zeros(1)
-        self._phase = np.zeros(1, dtype=np.int64)
+        self.core = ForecastEnsemble(1, self.config.core)
+        self._value = np.zeros(1)
 
     def score(self, t: float, value: float) -> float:
-        self._rows += 1
-        self._values[0] = value
-        frac = (t % self.config.season_s) / self.config.season_s
-        self._phase[0] = min(int(frac * self._buckets), self._buckets - 1)
-        out = self.stack.step(t, self._values, None, self._phase)
-        if self._rows <= self.config.warmup_rows or math.isnan(value):
-            return 0.0
-        return float(self.stack.ops.to_numpy(out.score)[0])
+        self._value[0] = value
+        return float(self.core.step(self._value)[0])
 
 
 def score_rows(rows: Iterable[Row], config: SeriesConfig | None = None) -> list[float]:
-    scorer = SeriesScorer(config)
-    return [scorer.score(r.t, r.value) for r in rows]
+    values = np.array([r.value for r in rows], dtype=np.float64)
+    return [float(v) for v in score_many([values], config=config)[0]]
+
+
+def score_many(
+    values: Sequence[NDArray], times: Sequence[NDArray] | None = None, config: SeriesConfig | None = None
+) -> list[NDArray]:
+    """Several series scored as fresh streams stepping together (batched; same scores as one by one).
+    `times` is accepted for symmetry with the CSV rows: the core counts rows, not clock ticks."""
+    return score_streams(list(values), (config or SeriesConfig()).core)
 
 
 def write_scores_csv(path: Path | str, rows: Sequence[Row], scores: Sequence[float]) -> None:

@@ -190,3 +190,147 @@ def best_threshold(
             best = (t, result)
     assert best is not None
     return best
+
+
+# --- NAB's own sweeper, vectorised -------------------------------------------------------------
+#
+# Faithful to NAB's `Sweeper` (nab/sweeper.py) and `Runner.normalize`: every row whose anomaly score
+# is >= the threshold is a detection (no onset grouping); rows in the probationary period are not
+# scored at all, so a window lying wholly inside it counts neither as found nor as missed; a row
+# outside every window costs fp x sigmoid(distance past the previous window, in that window's width
+# - 1), or the full fp before the first window; the threshold is optimised per profile over every
+# distinct score of the pooled rows; normalised with null = -fn x (scorable windows) and perfect =
+# tp x (all windows), as NAB's runner does. (`score_file` above is the onset-based variant that the
+# scenario evaluation uses: it also charges windows inside the probationary period.)
+
+
+@dataclass(frozen=True)
+class SweptFile:
+    """One file's scorable rows (after probation), each with its NAB weight and window id."""
+
+    scores: NDArray  # anomaly score per scorable row
+    weight: NDArray  # tp-weighted sigmoid inside a window, fp-weighted cost outside
+    window: NDArray  # window index (in this file) or -1 outside every window
+    n_windows: int  # all windows, for the perfect score
+    scorable_windows: int  # windows with at least one scorable row, for the null score
+
+
+def sweep_file(
+    scores: NDArray, windows: Sequence[tuple[int, int]], profile: Profile, *, probation: int | None = None
+) -> SweptFile:
+    """NAB's `calcSweepScore` for one file: the weight each row would earn if it were detected."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = len(s)
+    skip = probation_rows(n) if probation is None else probation
+    rows = np.arange(n)
+    wid = np.full(n, -1, dtype=np.int64)
+    weight = np.empty(n)
+    wins = sorted(windows)
+    his = np.array([hi for _, hi in wins], dtype=np.int64)
+    widths = np.array([hi - lo + 1 for lo, hi in wins], dtype=np.float64)
+    for k, (lo, hi) in enumerate(wins):
+        wid[lo : hi + 1] = k
+    inside = wid >= 0
+    if inside.any():
+        kin = wid[inside]
+        pos = -(his[kin] - rows[inside] + 1) / widths[kin]
+        weight[inside] = _sigmoid_array(pos) * profile.tp / MAX_TP
+    out = ~inside
+    prev = np.searchsorted(his, rows[out], side="left") - 1  # last window ending before the row
+    unweighted = np.full(int(out.sum()), -1.0)
+    has_prev = prev >= 0
+    if has_prev.any():
+        p = prev[has_prev]
+        pos = np.abs(his[p] - rows[out][has_prev]) / np.maximum(widths[p] - 1.0, 1.0)
+        unweighted[has_prev] = _sigmoid_array(pos)
+    weight[out] = unweighted * profile.fp
+    keep = rows >= skip
+    scorable = {int(w) for w in np.unique(wid[keep]) if w >= 0}
+    return SweptFile(
+        scores=s[keep],
+        weight=weight[keep],
+        window=wid[keep],
+        n_windows=len(wins),
+        scorable_windows=len(scorable),
+    )
+
+
+def _sigmoid_array(position: NDArray) -> NDArray:
+    value = 2.0 / (1.0 + np.exp(np.clip(5.0 * position, -50.0, 50.0))) - 1.0
+    return np.where(position > 3.0, -1.0, value)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Raw corpus score as a step function of the threshold: detections are rows with score >= t.
+
+    `thresholds` descend; `raw[j]` is the score at threshold `thresholds[j]`; `null` the score with
+    no detection (threshold above every score)."""
+
+    thresholds: NDArray
+    raw: NDArray
+    fp_rows: NDArray  # rows outside windows at or above each threshold
+    null: float
+    perfect: float
+    scored_rows: int
+    n_windows: int
+
+    def at(self, threshold: float) -> tuple[float, int]:
+        """(raw score, false-positive rows) with detections = scores >= threshold."""
+        j = int(np.searchsorted(-self.thresholds, -threshold, side="right")) - 1
+        if j < 0:
+            return self.null, 0
+        return float(self.raw[j]), int(self.fp_rows[j])
+
+    def normalised(self, raw: float | NDArray) -> float | NDArray:
+        if self.perfect == self.null:
+            return 0.0 * raw
+        return 100.0 * (raw - self.null) / (self.perfect - self.null)
+
+
+def threshold_curve(files: Sequence[SweptFile], profile: Profile) -> Curve:
+    """NAB's `calcScoreByThreshold` over the pooled rows of `files` (exact, every distinct score)."""
+    scores = np.concatenate([f.scores for f in files]) if files else np.zeros(0)
+    weight = np.concatenate([f.weight for f in files]) if files else np.zeros(0)
+    offsets = np.cumsum([0] + [f.n_windows for f in files])
+    window = (
+        np.concatenate([np.where(f.window >= 0, f.window + offsets[i], -1) for i, f in enumerate(files)])
+        if files
+        else np.zeros(0, dtype=np.int64)
+    )
+    scorable = sum(f.scorable_windows for f in files)
+    null = -profile.fn * scorable
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    w = weight[order]
+    win = window[order]
+    outside = win < 0
+    gain = np.where(outside, w, 0.0)
+    best: dict[int, float] = {}
+    for j in np.flatnonzero(~outside):  # a window's part rises with its best detection so far
+        k = int(win[j])
+        old = best.get(k, -profile.fn)
+        if w[j] > old:
+            gain[j] = w[j] - old
+            best[k] = float(w[j])
+    raw = null + np.cumsum(gain)
+    fps = np.cumsum(outside)
+    last = np.flatnonzero(np.append(s[1:] != s[:-1], True)) if len(s) else np.zeros(0, dtype=np.int64)
+    return Curve(
+        thresholds=s[last],
+        raw=raw[last],
+        fp_rows=fps[last],
+        null=null,
+        perfect=profile.tp * int(offsets[-1]),
+        scored_rows=len(s),
+        n_windows=int(offsets[-1]),
+    )
+
+
+def optimise(curve: Curve) -> tuple[float, float]:
+    """(threshold, normalised score) maximising the corpus score; above every score if detecting
+    nothing is best (NAB starts its sweep at 1.1)."""
+    if len(curve.raw) == 0 or curve.raw.max() <= curve.null:
+        return 1.1, float(curve.normalised(curve.null))
+    j = int(np.argmax(curve.raw))
+    return float(curve.thresholds[j]), float(curve.normalised(curve.raw[j]))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analytics.detectors.series import SeriesConfig
 from tower.cli import main
 
 
@@ -51,7 +52,7 @@ def test_one_row_per_row_scores_in_range_and_a_spike_stands_out(tmp_path):
     assert [r["value"] for r in rows[:3]] == [str(v) for v in values[:3]]
     assert scores[450] == scores.max()
     assert scores[450] > 0.5
-    assert np.all(scores[:150] == 0.0)  # warm-up
+    assert np.all(scores[: SeriesConfig().core.warmup] == 0.0)  # warm-up
     assert np.quantile(np.delete(scores, range(450, 456)), 0.99) < 0.5
 
 

@@ -38,9 +38,12 @@ def test_anomaly_stands_out_of_the_normal_stretch(kind: str, scale: float, offse
     scores = np.array(score_rows(rows))
     assert ((scores >= 0.0) & (scores <= 1.0)).all()
     normal = scores[300:ONSET]  # after warm-up, before the anomaly
-    anomaly = scores[ONSET : ONSET + WINDOW]
-    assert anomaly.max() > 1.5 * normal.max()
-    assert anomaly.max() > 0.2
+    # a 0.15 sd/row ramp is out of the recent distribution after about 90 rows (13 sd)
+    anomaly = scores[ONSET : ONSET + (90 if kind == "trend" else WINDOW)]
+    # scores are calibrated rarities: the normal stretch's largest is "once in its length", the
+    # anomaly's is rarer than anything this stream has had
+    assert anomaly.max() > normal.max() + 0.05
+    assert anomaly.max() > 0.5
 
 
 @pytest.mark.parametrize("kind", ["spike", "level_shift"])

@@ -13,4 +13,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tower.commands.train_density",
     "tower.commands.train",
     "tower.commands.eval",
+    "tower.commands.eval_series",
 )

@@ -1,0 +1,68 @@
+"""The forecast-ensemble core: streaming (no look-ahead), batched = one by one, periods from the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytics.detectors.ensemble import EnsembleConfig, dominant_period, score_streams
+from analytics.scoring.baselines import rolling_zscore
+from analytics.scoring.corpus import load_corpus
+from analytics.scoring.series_eval import evaluate
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "anomaly"
+CONFIG = EnsembleConfig(period_every=64, history=512)  # period searches happen within the test
+
+
+def seasonal(n: int, period: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 10.0 + 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(0.0, 0.3, n)
+
+
+def test_scores_of_a_prefix_are_the_prefix_of_the_scores() -> None:
+    x = seasonal(900, 37, 1)
+    x[700] += 6.0
+    x[800:] += 4.0
+    full = score_streams([x], CONFIG)[0]
+    for cut in (65, 300, 701, 805):
+        assert np.array_equal(score_streams([x[:cut]], CONFIG)[0], full[:cut])
+
+
+def test_batched_streams_score_as_each_alone() -> None:
+    a, b = seasonal(700, 24, 2), seasonal(400, 50, 3) * 100.0
+    b[[120, 333]] = np.nan
+    together = score_streams([a, b], CONFIG)
+    assert np.array_equal(together[0], score_streams([a], CONFIG)[0])
+    assert np.array_equal(together[1], score_streams([b], CONFIG)[1 - 1])
+    assert together[1][120] == 0.0
+
+
+def test_a_spike_and_a_level_shift_score_highest_at_their_onsets() -> None:
+    x = seasonal(1200, 48, 4)
+    x[700] += 5.0
+    x[1000:] -= 3.0
+    s = score_streams([x], EnsembleConfig())[0]
+    normal = s[200:700]
+    assert s[700] > normal.max() + 0.05  # a record for this stream
+    assert s[1000:1003].max() > max(np.quantile(normal, 0.99), 0.5)
+    assert ((s >= 0.0) & (s <= 1.0)).all()
+
+
+@pytest.mark.parametrize("period", [12, 37, 96])
+def test_dominant_period_is_found_from_the_data(period: int) -> None:
+    found = dominant_period(seasonal(8 * period + 50, period, 5), 4, 0.3)
+    assert found >= period - 1
+    assert min(found % period, period - found % period) <= 1  # the period or a multiple (weekly > daily)
+    noise = np.random.default_rng(6).normal(size=600)
+    assert dominant_period(noise, 4, 0.3) == 0
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="shared/data/anomaly not present")
+def test_a_held_out_real_series_scores_above_the_naive_baseline() -> None:
+    files = load_corpus(REAL, keys=["ucr/137_UCR_Anomaly_InternalBleeding18_2300_4485_4587.csv"])
+    scores = {"core": score_streams([files[0].values]), "zscore": [rolling_zscore(files[0].values)]}
+    result = evaluate(files, scores)
+    assert result["core"]["standard"].score > result["zscore"]["standard"].score + 50.0
