@@ -24,6 +24,11 @@ resync are not news).
 Alerts follow an episode per stream and category: raised when the incident score reaches
 `incident_on` (or a fault severity 1), closed after `cooldown_s` below `incident_off`. An alert id
 derives from (category, stream, episode start), so replaying the same readings raises the same ids.
+
+Per-stream state is declared once, as `Column`s of one `Rows` table (`ENGINE_COLUMNS`, and each
+`Episodes` its own): growing for new streams, `export_state` and `load_state` are generic, so a
+part added to the engine brings its state by declaring its columns. Alerts and per-site scores are
+built from each scored tick by `analytics.detectors.alerts`.
 """
 
 from __future__ import annotations
@@ -31,16 +36,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.detectors.base import Phase
+from analytics.detectors.alerts import AlertInfo, ScoredTick, SiteScores, aware, site_scores, tick_alerts
+from analytics.detectors.base import DetectorError, Phase
+from analytics.detectors.rows import Column, Rows
 from analytics.detectors.stack import DetectorStack, StackConfig
 from analytics.detectors.streams import StreamTable
-from beffroi.events import Alert, AlertCategory, Reading, Severity, derived_id
+from beffroi.events import Alert, Reading
 
 NDArray = np.ndarray[Any, Any]
 
@@ -131,23 +138,6 @@ class TimelinePhases:
 
 
 @dataclass
-class SiteScores:
-    site_id: str
-    tick: datetime
-    streams: dict[str, tuple[float, float]]  # key -> (incident score, fault severity)
-
-
-@dataclass(frozen=True)
-class AlertInfo:
-    """What the engine knows about an alert beyond the `Alert` itself (for evaluation)."""
-
-    stream: str
-    model: str
-    direction: int  # +1 value above its baseline, -1 below, 0 unknown (faults)
-    score: float
-
-
-@dataclass
 class TickResult:
     tick: datetime
     readings: int
@@ -156,35 +146,49 @@ class TickResult:
     info: dict[str, AlertInfo] = field(default_factory=dict)
 
 
-@dataclass
-class _Episodes:
-    """Hysteresis per stream for one alert category (host arrays)."""
+class Episodes:
+    """Hysteresis per stream for one alert category, in the columns `{name}.active`, `.quiet`
+    (ticks below the off level) and `.start` (epoch seconds) of `rows`."""
 
-    active: NDArray = field(default_factory=lambda: np.zeros(0, bool))
-    quiet: NDArray = field(default_factory=lambda: np.zeros(0, np.int64))
-    start: NDArray = field(default_factory=lambda: np.zeros(0, np.float64))
-
-    def grow(self, n: int) -> None:
-        extra = n - len(self.active)
-        if extra > 0:
-            self.active = np.concatenate([self.active, np.zeros(extra, bool)])
-            self.quiet = np.concatenate([self.quiet, np.zeros(extra, np.int64)])
-            self.start = np.concatenate([self.start, np.zeros(extra, np.float64)])
+    def __init__(self, rows: Rows, name: str) -> None:
+        self.rows = rows
+        self.active, self.quiet, self.start = (f"{name}.{c}" for c in ("active", "quiet", "start"))
+        rows.declare(
+            {
+                self.active: Column(np.bool_, False),
+                self.quiet: Column(np.int64, 0),
+                self.start: Column(np.float64, 0.0),
+            }
+        )
 
     def step(self, hot: NDArray, cold: NDArray, now: float, cooldown_ticks: int) -> NDArray:
         """Update with this tick; returns the rows whose episode starts now."""
-        onset = hot & ~self.active
-        self.active |= onset
-        self.start[onset] = now
-        self.quiet = np.where(hot, 0, np.where(self.active & cold, self.quiet + 1, self.quiet))
-        ended = self.active & (self.quiet > cooldown_ticks)
-        self.active &= ~ended
-        self.quiet[ended] = 0
+        rows = self.rows
+        active = rows[self.active]
+        onset = hot & ~active
+        active |= onset
+        rows[self.start][onset] = now
+        quiet = np.where(hot, 0, np.where(active & cold, rows[self.quiet] + 1, rows[self.quiet]))
+        ended = active & (quiet > cooldown_ticks)
+        active &= ~ended
+        quiet[ended] = 0
+        rows[self.quiet] = quiet
         return np.flatnonzero(onset)
 
 
-def _aware(t: float) -> datetime:
-    return datetime.fromtimestamp(t, tz=UTC)
+# the engine's own per-stream state (the episodes declare theirs); "fill" columns were added after
+# the first snapshots were written, which restore without them
+ENGINE_COLUMNS: dict[str, Column] = {
+    "last_ts": Column(np.float64, -math.inf),  # sensor time of the latest reading (duplicates)
+    "last_value": Column(np.float64, math.nan),
+    "last_message": Column(object, ""),  # message id of the latest reading
+    "skewed_until": Column(np.float64, 0.0),  # clock-skew fault held until
+    "recent_dups": Column(np.float64, 0.0),  # decaying count of duplicate readings
+    "held_until": Column(np.float64, 0.0, restore="fill"),  # incident alerts held until (faults)
+    "high_run": Column(np.float64, 0.0, restore="fill"),  # readings in a row at the incident level
+    "high_at": Column(np.float64, -math.inf, restore="fill"),  # latest tick at the incident level
+}
+_META_KEYS = frozenset({"streams", "pending", "next_tick", "max_ts", "late", "duplicates", "untrusted"})
 
 
 class DetectEngine:
@@ -201,22 +205,18 @@ class DetectEngine:
         self.zone_kinds = dict(zone_kinds or {})
         self.table = StreamTable(zone_kinds=dict(self.zone_kinds))
         self.stack = DetectorStack(self.config.stack, meta=self.table.meta)
+        self.rows = Rows(ENGINE_COLUMNS)
+        self.incidents = Episodes(self.rows, "incidents")
+        self.faults = Episodes(self.rows, "faults")
+        clash = _META_KEYS & {k for k, c in self.rows.columns.items() if c.text}
+        if clash:
+            raise ValueError(f"text columns {sorted(clash)} clash with the engine's snapshot metadata")
         self.pending: dict[int, list[Reading]] = {}
         self.next_tick: int | None = None
         self.max_ts = -math.inf
-        self.incidents = _Episodes()
-        self.faults = _Episodes()
-        self.last_ts = np.zeros(0, np.float64)
-        self.last_value = np.zeros(0, np.float64)
-        self.last_message: list[str] = []
         self.late = 0
         self.duplicates = 0
         self.untrusted = 0
-        self.skewed_until = np.zeros(0, np.float64)
-        self.recent_dups = np.zeros(0, np.float64)
-        self.held_until = np.zeros(0, np.float64)
-        self.high_run = np.zeros(0, np.float64)
-        self.high_at = np.zeros(0, np.float64)
         self._binary = np.zeros(0, bool)
         self._site_rows = np.zeros(0, np.int64)
         self._device_rows = np.zeros(0, np.int64)
@@ -254,8 +254,9 @@ class DetectEngine:
         rows = [self.table.add(reading, name) for name, _ in StreamTable.fields_of(reading)]
         if len(self.table) != self.stack.n:
             self._grow()
+        skewed_until = self.rows["skewed_until"]
         for row in rows:
-            self.skewed_until[row] = max(self.skewed_until[row], received + self.config.skew_hold_s)
+            skewed_until[row] = max(skewed_until[row], received + self.config.skew_hold_s)
 
     def flush(self) -> list[TickResult]:
         """Score every buffered tick (end of input)."""
@@ -282,19 +283,8 @@ class DetectEngine:
 
     # one tick --------------------------------------------------------------
     def _grow(self) -> None:
-        n = len(self.table)
         self.stack.grow(self.table.meta)
-        self.incidents.grow(n)
-        self.faults.grow(n)
-        extra = n - len(self.last_ts)
-        self.skewed_until = np.concatenate([self.skewed_until, np.zeros(extra)])
-        self.recent_dups = np.concatenate([self.recent_dups, np.zeros(extra)])
-        self.held_until = np.concatenate([self.held_until, np.zeros(extra)])
-        self.high_run = np.concatenate([self.high_run, np.zeros(extra)])
-        self.high_at = np.concatenate([self.high_at, np.full(extra, -math.inf)])
-        self.last_ts = np.concatenate([self.last_ts, np.full(extra, -math.inf)])
-        self.last_value = np.concatenate([self.last_value, np.full(extra, math.nan)])
-        self.last_message += [""] * extra
+        self.rows.grow(len(self.table))
         self._index_rows()
 
     def _index_rows(self) -> None:
@@ -313,25 +303,8 @@ class DetectEngine:
         self._device_zone = np.array(device_zone, dtype=np.int64)
         self._n_zones = len(zones)
 
-    def _confirmed(self, hot: NDArray, present: NDArray, tick_end: float) -> NDArray:
-        """Which rows at the incident level may raise: confirmed by their own readings in a row, or
-        corroborated by another device of the zone."""
-        cfg = self.config
-        self.high_run = np.where(present, np.where(hot, self.high_run + 1.0, 0.0), self.high_run)
-        self.high_at[hot] = tick_end
-        if cfg.confirm_readings <= 1:
-            return hot
-        recent = (self.high_run >= 1.0) & (tick_end - self.high_at <= cfg.corroborate_s)
-        n_dev = len(self._device_zone)
-        dev_hot = np.bincount(self._device_rows, weights=recent, minlength=n_dev) > 0
-        zone_hot = np.bincount(self._device_zone, weights=dev_hot, minlength=self._n_zones)
-        others = zone_hot[self._device_zone[self._device_rows]] - dev_hot[self._device_rows]
-        return hot & ((self.high_run >= cfg.confirm_readings) | (others >= 1))
-
-    def _score_tick(self, index: int, readings: list[Reading]) -> TickResult:
-        cfg = self.config
-        tick_end = (index + 1) * cfg.tick_s
-        readings.sort(key=lambda r: (r.ts, r.device_id, r.message_id))
+    def _take(self, readings: list[Reading]) -> tuple[NDArray, NDArray]:
+        """A tick's readings as per-stream (values, present); a repeated timestamp is a duplicate."""
         rows: list[tuple[int, float, Reading]] = []
         for r in readings:
             for name, v in StreamTable.fields_of(r):
@@ -341,20 +314,38 @@ class DetectEngine:
         n = len(self.table)
         values = np.full(n, np.nan)
         present = np.zeros(n, np.float32)
+        last_ts, last_value = self.rows["last_ts"], self.rows["last_value"]
+        last_message, recent_dups = self.rows["last_message"], self.rows["recent_dups"]
         for row, v, r in rows:
             t = r.ts.timestamp()
-            if t <= self.last_ts[row]:
+            if t <= last_ts[row]:
                 self.duplicates += 1
-                self.recent_dups[row] += 1.0
+                recent_dups[row] += 1.0
                 continue
-            self.last_ts[row] = t
-            self.last_value[row] = v
-            self.last_message[row] = r.message_id
+            last_ts[row] = t
+            last_value[row] = v
+            last_message[row] = r.message_id
             values[row] = v
             present[row] = 1.0
-        result = TickResult(tick=_aware(tick_end), readings=len(readings))
-        if n == 0:
+        return values, present
+
+    def _score_tick(self, index: int, readings: list[Reading]) -> TickResult:
+        tick_end = (index + 1) * self.config.tick_s
+        readings.sort(key=lambda r: (r.ts, r.device_id, r.message_id))
+        values, present = self._take(readings)
+        result = TickResult(tick=aware(tick_end), readings=len(readings))
+        if len(self.table) == 0:
             return result
+        scored = self._score(tick_end, values, present)
+        result.alerts, result.info = tick_alerts(scored, self.table.streams)
+        result.scores = site_scores(scored, self.table.streams)
+        return result
+
+    def _score(self, tick_end: float, values: NDArray, present: NDArray) -> ScoredTick:
+        """Step the detector stack, add the delivery faults, hold and confirm, step the episodes."""
+        cfg = self.config
+        rows = self.rows
+        n = len(self.table)
         site_phase = np.array(
             [self.phases.phase_of(site, tick_end) for site in self.table.sites], dtype=np.int64
         )
@@ -368,10 +359,10 @@ class DetectEngine:
         fault = ops.to_numpy(out.fault).astype(np.float64)
         keys = list(self.stack.fault_keys)
         fault_key = [keys[k] for k in ops.to_numpy(out.fault_kind)] if keys else ["none"] * n
-        self.recent_dups *= 0.5 ** (cfg.tick_s / cfg.duplicate_half_life_s)
+        rows["recent_dups"] *= 0.5 ** (cfg.tick_s / cfg.duplicate_half_life_s)
         for key, severity in (
-            ("clock_skew", np.where(self.skewed_until > tick_end, 2.0, 0.0)),
-            ("duplicate", self.recent_dups / cfg.duplicates_for_fault),
+            ("clock_skew", np.where(rows["skewed_until"] > tick_end, 2.0, 0.0)),
+            ("duplicate", rows["recent_dups"] / cfg.duplicates_for_fault),
         ):
             worse = severity > fault
             if worse.any():
@@ -383,102 +374,67 @@ class DetectEngine:
             self._device_rows, weights=fault >= cfg.fault_gate, minlength=len(self._device_zone)
         )
         unhealthy = failing[self._device_rows] > 0
-        self.held_until[unhealthy] = tick_end + cfg.recovery_s
-        score[unhealthy | (self.held_until > tick_end)] = 0.0
+        held_until = rows["held_until"]
+        held_until[unhealthy] = tick_end + cfg.recovery_s
+        score[unhealthy | (held_until > tick_end)] = 0.0
         cool_i = int(cfg.cooldown_s / cfg.tick_s)
         cool_f = int(cfg.fault_cooldown_s / cfg.tick_s)
         threshold = np.where(settling[self._site_rows], cfg.settle_on, cfg.incident_on)
         raise_ = self._confirmed(score >= threshold, present > 0, tick_end)
         inc_rows = self.incidents.step(raise_, score < cfg.incident_off, tick_end, cool_i)
         fault_rows = self.faults.step(fault >= 1.0, fault < 1.0, tick_end, cool_f)
-        raw = ops.to_numpy(out.raw)
-        loc = self._baseline_location() if len(inc_rows) else None
-        seen = ops.to_numpy(self.stack.transform(ops.asarray(self.last_value))) if loc is not None else None
-        for row in inc_rows:
-            alert = self._incident_alert(int(row), tick_end, float(score[row]), float(raw[row]))
-            result.alerts.append(alert)
-            info = self.table.streams[int(row)]
-            direction = 0 if loc is None or seen is None else int(np.sign(float(seen[row]) - loc[row]))
-            result.info[alert.alert_id] = AlertInfo(info.key, info.model, direction, float(score[row]))
-        for row in fault_rows:
-            key = fault_key[int(row)]
-            alert = self._fault_alert(int(row), tick_end, key, float(fault[row]))
-            result.alerts.append(alert)
-            info = self.table.streams[int(row)]
-            result.info[alert.alert_id] = AlertInfo(info.key, info.model, 0, float(fault[row]))
-        result.scores = self._site_scores(result.tick, present > 0, score, fault)
-        return result
+        return ScoredTick(
+            end=tick_end,
+            present=present > 0,
+            score=score,
+            raw=ops.to_numpy(out.raw),
+            fault=fault,
+            fault_key=fault_key,
+            incident_rows=inc_rows,
+            fault_rows=fault_rows,
+            direction=self._direction() if len(inc_rows) else None,
+            last_value=rows["last_value"],
+            last_message=rows["last_message"],
+        )
 
-    def _baseline_location(self) -> NDArray | None:
+    def _confirmed(self, hot: NDArray, present: NDArray, tick_end: float) -> NDArray:
+        """Which rows at the incident level may raise: confirmed by their own readings in a row, or
+        corroborated by another device of the zone."""
+        cfg = self.config
+        rows = self.rows
+        run = np.where(present, np.where(hot, rows["high_run"] + 1.0, 0.0), rows["high_run"])
+        rows["high_run"] = run
+        high_at = rows["high_at"]
+        high_at[hot] = tick_end
+        if cfg.confirm_readings <= 1:
+            return hot
+        recent = (run >= 1.0) & (tick_end - high_at <= cfg.corroborate_s)
+        n_dev = len(self._device_zone)
+        dev_hot = np.bincount(self._device_rows, weights=recent, minlength=n_dev) > 0
+        zone_hot = np.bincount(self._device_zone, weights=dev_hot, minlength=self._n_zones)
+        others = zone_hot[self._device_zone[self._device_rows]] - dev_hot[self._device_rows]
+        return hot & ((run >= cfg.confirm_readings) | (others >= 1))
+
+    def _direction(self) -> NDArray | None:
+        """Sign of each stream's last value against its baseline location (None without a baseline)."""
+        ops = self.stack.ops
         for d in self.stack.incident:
             if "loc" in d.state and d.state["loc"].ndim == 1:
-                return self.stack.ops.to_numpy(d.state["loc"]).astype(np.float64)
+                loc = ops.to_numpy(d.state["loc"]).astype(np.float64)
+                seen = ops.to_numpy(self.stack.transform(ops.asarray(self.rows["last_value"])))
+                sign: NDArray = np.sign(seen - loc)
+                return sign
         return None
-
-    def _incident_alert(self, row: int, t: float, score: float, raw: float) -> Alert:
-        info = self.table.streams[row]
-        value = float(self.last_value[row])
-        return Alert(
-            alert_id=derived_id("detector", "incident", info.key, repr(t)),
-            site_id=info.site_id,
-            zone_id=info.zone_id,
-            device_id=info.device_id,
-            rule="detector:anomaly",
-            category=AlertCategory.INCIDENT,
-            severity=Severity.HIGH if score >= 0.9 else Severity.MEDIUM,
-            raised_at=_aware(t),
-            title=f"Unusual {info.field} at {info.device_id}",
-            detail=f"stream {info.key}: anomaly score {score:.2f} (robust z {raw:.1f}), value {value:g}",
-            value=None if math.isnan(value) else value,
-            source_ids=(self.last_message[row],) if self.last_message[row] else (),
-        )
-
-    def _fault_alert(self, row: int, t: float, key: str, severity: float) -> Alert:
-        info = self.table.streams[row]
-        value = float(self.last_value[row])
-        return Alert(
-            alert_id=derived_id("detector", "fault", info.key, repr(t)),
-            site_id=info.site_id,
-            zone_id=info.zone_id,
-            device_id=info.device_id,
-            rule=f"fault:{key}",
-            category=AlertCategory.FAULT,
-            severity=Severity.LOW,
-            raised_at=_aware(t),
-            title=f"Sensor fault ({key.replace('_', ' ')}) on {info.device_id}",
-            detail=f"stream {info.key}: {key} severity {severity:.2f}, last value {value:g}",
-            value=None if math.isnan(value) else value,
-            source_ids=(self.last_message[row],) if self.last_message[row] else (),
-        )
-
-    def _site_scores(
-        self, tick: datetime, present: NDArray, score: NDArray, fault: NDArray
-    ) -> list[SiteScores]:
-        by_site: dict[str, SiteScores] = {}
-        for row in np.flatnonzero(present | (fault >= 1.0)):
-            info = self.table.streams[row]
-            entry = by_site.setdefault(info.site_id, SiteScores(info.site_id, tick, {}))
-            entry.streams[info.key] = (round(float(score[row]), 6), round(float(fault[row]), 4))
-        return list(by_site.values())
 
     # state -----------------------------------------------------------------
     def export_state(self) -> tuple[dict[str, NDArray], dict[str, Any]]:
         """(arrays, JSON-able metadata): everything needed to resume exactly here."""
         arrays = {f"stack.{k}": v for k, v in self.stack.export_state().items()}
-        for name, ep in (("incidents", self.incidents), ("faults", self.faults)):
-            arrays[f"{name}.active"] = ep.active.copy()
-            arrays[f"{name}.quiet"] = ep.quiet.copy()
-            arrays[f"{name}.start"] = ep.start.copy()
-        arrays["last_ts"] = self.last_ts.copy()
-        arrays["skewed_until"] = self.skewed_until.copy()
-        arrays["recent_dups"] = self.recent_dups.copy()
-        arrays["held_until"] = self.held_until.copy()
-        arrays["high_run"] = self.high_run.copy()
-        arrays["high_at"] = self.high_at.copy()
-        arrays["last_value"] = self.last_value.copy()
+        columns, texts = self.rows.export()
+        arrays.update(columns)
         meta = {
             "streams": self.table.to_json(),
-            "last_message": list(self.last_message),
+            **texts,
             "pending": {str(k): [r.model_dump(mode="json") for r in v] for k, v in self.pending.items()},
             "next_tick": self.next_tick,
             "max_ts": None if math.isinf(self.max_ts) else self.max_ts,
@@ -489,26 +445,17 @@ class DetectEngine:
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, NDArray], meta: Mapping[str, Any]) -> None:
+        """Resume from what `export_state` returned. Raises `KeyError`, `TypeError` or `ValueError`
+        when it does not fit this engine (another version, another detector stack)."""
         self.table = StreamTable.from_json(meta["streams"], zone_kinds=self.zone_kinds)
         self.stack = DetectorStack(self.config.stack, meta=self.table.meta)
-        self.stack.load_state({k[len("stack.") :]: v for k, v in arrays.items() if k.startswith("stack.")})
-        for name, ep in (("incidents", self.incidents), ("faults", self.faults)):
-            ep.active = np.asarray(arrays[f"{name}.active"], bool).copy()
-            ep.quiet = np.asarray(arrays[f"{name}.quiet"], np.int64).copy()
-            ep.start = np.asarray(arrays[f"{name}.start"], np.float64).copy()
-        self.last_ts = np.asarray(arrays["last_ts"], np.float64).copy()
-        self.skewed_until = np.asarray(arrays["skewed_until"], np.float64).copy()
-        self.recent_dups = np.asarray(arrays["recent_dups"], np.float64).copy()
-        held = arrays.get("held_until")
-        self.held_until = (
-            np.zeros(len(self.recent_dups)) if held is None else np.asarray(held, np.float64).copy()
-        )
-        self.last_value = np.asarray(arrays["last_value"], np.float64).copy()
-        n = len(self.last_value)
-        run, at = arrays.get("high_run"), arrays.get("high_at")
-        self.high_run = np.zeros(n) if run is None else np.asarray(run, np.float64).copy()
-        self.high_at = np.full(n, -math.inf) if at is None else np.asarray(at, np.float64).copy()
-        self.last_message = list(meta["last_message"])
+        try:
+            self.stack.load_state(
+                {k[len("stack.") :]: v for k, v in arrays.items() if k.startswith("stack.")}
+            )
+        except DetectorError as exc:  # a detector added, removed or reshaped since the snapshot
+            raise ValueError(str(exc)) from exc
+        self.rows.load(arrays, meta)
         self.pending = {
             int(k): [Reading.model_validate(r) for r in v] for k, v in dict(meta["pending"]).items()
         }
@@ -517,19 +464,7 @@ class DetectEngine:
         self.late = int(meta["late"])
         self.duplicates = int(meta["duplicates"])
         self.untrusted = int(meta["untrusted"])
-        streams = len(self.table)
-        sizes = {
-            "last_ts": len(self.last_ts),
-            "skewed_until": len(self.skewed_until),
-            "recent_dups": len(self.recent_dups),
-            "held_until": len(self.held_until),
-            "last_value": n,
-            "high_run": len(self.high_run),
-            "high_at": len(self.high_at),
-            "incidents.active": len(self.incidents.active),
-            "faults.active": len(self.faults.active),
-        }
-        if len(set(sizes.values())) > 1 or n > streams:
-            raise ValueError(f"per-stream state does not fit {streams} streams: sizes {sizes}")
+        if len(self.rows) > len(self.table):
+            raise ValueError(f"per-stream state has {len(self.rows)} rows for {len(self.table)} streams")
         self._grow()  # state saved before its streams' rows were grown
         self._index_rows()

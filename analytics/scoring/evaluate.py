@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from analytics.detectors.alerts import AlertInfo
 from analytics.detectors.base import Phase
-from analytics.detectors.engine import AlertInfo
 from beffroi.events import Alert
 
 NDArray = np.ndarray[Any, Any]

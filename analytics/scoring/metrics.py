@@ -20,7 +20,7 @@ from statistics import median
 
 import numpy as np
 
-from analytics.detectors.engine import AlertInfo
+from analytics.detectors.alerts import AlertInfo
 from analytics.scoring.evaluate import EvalRun, Label
 from analytics.scoring.nab import PROFILES, CorpusScore, best_threshold, score_corpus, window_rows
 from beffroi.devices import KIND_BY_MODEL, DeviceKind

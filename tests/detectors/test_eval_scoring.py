@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.detectors.engine import AlertInfo
+from analytics.detectors.alerts import AlertInfo
 from analytics.scoring.evaluate import EvalRun, Label
 from analytics.scoring.metrics import evaluate
 from analytics.scoring.report import write_report
