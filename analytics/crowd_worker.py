@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from analytics.consumer import ConsumerLoop, LoopStats, WorkerError
 from analytics.rules.registry import build_zone_rules
 from analytics.rules.zone import ZoneRule
 from analytics.settings import AnalyticsPlatformSettings
-from analytics.worker import ConsumerLoop, LoopStats, WorkerError
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter
 from beffroi.records import BadRecord, ZoneState, decode_zone_state
@@ -81,9 +81,11 @@ class CrowdBatch:
     states: list[ZoneState] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    rule_states: list[Any] = field(default_factory=list)  # each rule's state after the batch
+    raised: list[Alert] = field(default_factory=list)  # alerts before the resume check
 
 
-class CrowdWorker(ConsumerLoop):
+class CrowdWorker(ConsumerLoop[CrowdBatch]):
     config: CrowdWorkerConfig
     stats: CrowdStats
     component = "crowd"
@@ -117,15 +119,18 @@ class CrowdWorker(ConsumerLoop):
         batch.alerts = self._step("resume episodes", lambda: self._resume(raised))
         self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
         self._step("publish alerts", lambda: self._publish(batch.alerts))
-        self._step("commit offsets", self.subscription.commit)
-        self.rule_states = new_states
-        self._checked.update(episode_key(a) for a in raised)
+        batch.rule_states, batch.raised = new_states, raised
+        return batch
+
+    def keep(self, batch: CrowdBatch) -> None:
+        """Committed: the rules go on from the batch's states."""
+        self.rule_states = batch.rule_states
+        self._checked.update(episode_key(a) for a in batch.raised)
         s = self.stats
         s.states += len(batch.states)
         s.alerts += len(batch.alerts)
-        s.resumed += len(raised) - len(batch.alerts)
+        s.resumed += len(batch.raised) - len(batch.alerts)
         s.batches += 1
-        return batch
 
     def decode(self, records: Sequence[Record]) -> CrowdBatch:
         batch = CrowdBatch(list(records))

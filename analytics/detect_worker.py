@@ -9,36 +9,30 @@ positions (atomically, `analytics.snapshot`), and only then commits those positi
 Restart: the snapshot's state is loaded and the subscription seeks to the snapshot's positions,
 so the readings after it are replayed into exactly the state that first saw them: the same
 scores, the same alert ids. Without a snapshot file the worker starts cold from the group's
-committed offsets. Run alone with `python -m tower.processes.detect_worker --settings FILE`.
+committed offsets. The loop (poll, process, checkpoint, start again after a failure) is
+`analytics.consumer.ConsumerLoop`, the same as the other workers'; the snapshot fills its hooks.
+Run alone with `python -m tower.processes.detect_worker --settings FILE`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analytics.consumer import ConsumerLoop, LoopStats, WorkerError
 from analytics.detectors.engine import DetectEngine, EngineConfig, PhaseSource, TickResult
 from analytics.settings import AnalyticsPlatformSettings
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
-from beffroi.bus import Bus, BusError, Subscription, TopicPartition
+from beffroi.bus import Bus, BusError, Record, Subscription, TopicPartition
 from beffroi.events import Alert
-from beffroi.records import BadRecord, alert_record, decode_reading, score_record
-from beffroi.store import Store, StoreError
+from beffroi.records import BadRecord, decode_reading, score_record
+from beffroi.store import Store
 from beffroi.venue import Venue
 
 log = logging.getLogger(__name__)
-
-
-class DetectWorkerError(RuntimeError):
-    """A step failed; the message names it (poll, store alerts, publish, snapshot, commit...)."""
-
-    def __init__(self, step: str, cause: BaseException) -> None:
-        super().__init__(f"detect worker step {step!r} failed: {cause}")
-        self.step = step
 
 
 @dataclass(frozen=True)
@@ -54,6 +48,7 @@ class DetectWorkerConfig:
     publish_scores: bool = True
     max_skew_s: float = 300.0
     engine: EngineConfig = field(default_factory=EngineConfig)
+    retry_backoff_s: tuple[float, ...] = (1.0,)
 
     @classmethod
     def from_settings(
@@ -77,19 +72,17 @@ class DetectWorkerConfig:
 
 
 @dataclass
-class DetectStats:
+class DetectStats(LoopStats):
     readings: int = 0
-    bad_records: int = 0
     ticks: int = 0
-    alerts: int = 0
-    new_alerts: int = 0
     snapshots: int = 0
     restored_from: str | None = None
 
     def summary(self) -> str:
         return (
             f"detect worker: {self.readings} readings, {self.ticks} ticks, {self.alerts} alerts "
-            f"({self.new_alerts} new), {self.bad_records} bad records, {self.snapshots} snapshots"
+            f"({self.new_alerts} new), {self.bad_records} bad records, {self.snapshots} snapshots, "
+            f"{self.failures} failed batches"
         )
 
 
@@ -98,7 +91,16 @@ def zone_kinds_of(venue: Venue) -> dict[tuple[str, str], str]:
     return {(site.id, zone.id): zone.kind.value for site in venue.sites for zone in site.zones}
 
 
-class DetectWorker:
+class DetectWorker(ConsumerLoop[list[TickResult]]):
+    """The detectors in `ConsumerLoop`: a subscription restores the snapshot (`on_subscribe`), a
+    checkpoint snapshots then commits (`checkpoint`), a failure drops the in-memory state
+    (`on_failure`) so that the next subscription restores it again."""
+
+    config: DetectWorkerConfig
+    stats: DetectStats
+    RESUME_FROM = "the last snapshot"
+    component = "detectors"
+
     def __init__(
         self,
         *,
@@ -111,27 +113,20 @@ class DetectWorker:
     ) -> None:
         """`venue` (or `zone_kinds` directly) tells the engine what each zone is for; without it drift
         compares a sensor with every same-kind sensor of its site."""
-        self.bus = bus
-        self.store = store
+        super().__init__(bus=bus, store=store)
         self.config = config
         kinds = dict(zone_kinds or {})
         if venue is not None:
             kinds = {**zone_kinds_of(venue), **kinds}
         self.engine = DetectEngine(config.engine, phases=phases, zone_kinds=kinds)
         self.stats = DetectStats()
-        self._subscription: Subscription | None = None
-        self._stop = threading.Event()
         self._last_snapshot = time.monotonic()
         self._partition_ts: dict[str, float] = {}
 
-    @property
-    def subscription(self) -> Subscription:
-        if self._subscription is None:
-            self._subscription = self.bus.subscribe(self.config.group, [self.config.readings_topic])
-            self._restore(self._subscription)
-        return self._subscription
+    def topics(self) -> list[str]:
+        return [self.config.readings_topic]
 
-    def _restore(self, sub: Subscription) -> None:
+    def on_subscribe(self, subscription: Subscription) -> None:
         path = self.config.snapshot_path
         if path is None:
             return
@@ -147,9 +142,7 @@ class DetectWorker:
             # a snapshot of another version, or of another venue: detectors start cold instead
             aside = path.with_name(path.name + ".incompatible")
             path.replace(aside)
-            self.engine = DetectEngine(
-                self.config.engine, phases=self.engine.phases, zone_kinds=self.engine.zone_kinds
-            )
+            self._fresh_engine()
             log.error(
                 "detect worker: %s does not fit this detector state (%r); moved to %s, starting cold",
                 path,
@@ -159,19 +152,12 @@ class DetectWorker:
             return
         self._partition_ts = partition_ts
         for topic, partition, offset in positions:
-            sub.seek(TopicPartition(topic, partition), offset)
+            subscription.seek(TopicPartition(topic, partition), offset)
         self.stats.restored_from = str(path)
         log.info("detect worker: restored %d streams from %s", len(self.engine.table), path)
 
-    def run_once(self, *, timeout_s: float | None = None) -> int:
-        """Poll and process one batch; returns how many records it held."""
-        cfg = self.config
-        try:
-            records = self.subscription.poll(
-                cfg.batch_size, timeout=cfg.poll_timeout_s if timeout_s is None else timeout_s
-            )
-        except BusError as exc:
-            raise DetectWorkerError("poll", exc) from exc
+    def process(self, records: list[Record]) -> list[TickResult]:
+        """Decode the readings, feed the engine, store and publish what the ticks it closes raise."""
         readings = []
         for record in records:
             try:
@@ -187,12 +173,32 @@ class DetectWorker:
             t = r.ts.timestamp()
             self._partition_ts[key] = max(self._partition_ts.get(key, t), t)
         self.stats.readings += len(readings)
-        self._emit(self.engine.add(readings, watermark=self._watermark()))
-        if cfg.snapshot_path is not None and time.monotonic() - self._last_snapshot >= cfg.snapshot_every_s:
-            self.snapshot()
-        elif cfg.snapshot_path is None:
+        results = self.engine.add(readings, watermark=self._watermark())
+        self._emit(results)
+        return results
+
+    def checkpoint(self) -> None:
+        """Commit the positions a snapshot covers: every `snapshot_every_s` a snapshot, then its
+        positions; without a snapshot file, after every batch."""
+        cfg = self.config
+        if cfg.snapshot_path is None:
             self._commit()
-        return len(records)
+        elif time.monotonic() - self._last_snapshot >= cfg.snapshot_every_s:
+            self.snapshot()
+
+    def keep(self, batch: list[TickResult]) -> None:
+        self.stats.batches += 1
+
+    def idle(self) -> None:
+        self.checkpoint()
+
+    def on_failure(self) -> None:
+        self._fresh_engine()
+
+    def _fresh_engine(self) -> None:
+        self.engine = DetectEngine(
+            self.config.engine, phases=self.engine.phases, zone_kinds=self.engine.zone_kinds
+        )
 
     def _watermark(self) -> float | None:
         """Event time up to which every partition with data has delivered, minus the lateness.
@@ -216,25 +222,21 @@ class DetectWorker:
         if not results:
             return
         alerts: list[Alert] = [a for r in results for a in r.alerts]
-        try:
-            new = self.store.write_alerts(alerts) if alerts else 0
-        except StoreError as exc:
-            raise DetectWorkerError("store alerts", exc) from exc
-        try:
-            for alert in alerts:
-                rec = alert_record(self.config.alerts_topic, alert)
-                self.bus.send(rec.topic, rec.value, key=rec.key, headers=rec.headers)
-            if self.config.publish_scores:
-                for result in results:
-                    for site in result.scores:
-                        out = score_record(self.config.scores_topic, site.site_id, site.tick, site.streams)
-                        self.bus.send(out.topic, out.value, key=out.key)
-            self.bus.flush()
-        except BusError as exc:
-            raise DetectWorkerError("publish", exc) from exc
+        self._step("store alerts", lambda: self._count_new_alerts(alerts))
+        self._step("publish", lambda: self._publish_results(alerts, results))
         self.stats.ticks += len(results)
         self.stats.alerts += len(alerts)
-        self.stats.new_alerts += new
+
+    def _publish_results(self, alerts: Sequence[Alert], results: Sequence[TickResult]) -> None:
+        self._send_alerts(alerts)
+        if self.config.publish_scores:
+            for result in results:
+                for site in result.scores:
+                    out = score_record(self.config.scores_topic, site.site_id, site.tick, site.streams)
+                    self.bus.send(out.topic, out.value, key=out.key)
+        self.bus.flush()
+        if alerts:
+            self._published(alerts)
 
     def snapshot(self) -> None:
         """Save the engine state with the positions it corresponds to, then commit them."""
@@ -254,7 +256,7 @@ class DetectWorker:
                 {"engine": engine_meta, "positions": positions, "partition_ts": self._partition_ts},
             )
         except SnapshotError as exc:
-            raise DetectWorkerError("snapshot", exc) from exc
+            raise WorkerError("snapshot", exc) from exc
         self.stats.snapshots += 1
         self._last_snapshot = time.monotonic()
         self._commit()
@@ -265,43 +267,16 @@ class DetectWorker:
         except BusError as exc:  # rebalanced: the records come again to their new owner
             log.warning("detect worker: commit failed: %s", exc)
 
-    def run(self, *, summary_every_s: float = 30.0) -> None:
-        next_summary = time.monotonic() + summary_every_s
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except DetectWorkerError as exc:
-                log.error("%s; re-subscribing from the last snapshot", exc)
-                self._reset()
-                self._stop.wait(1.0)
-            if time.monotonic() >= next_summary:
-                log.info("%s", self.stats.summary())
-                next_summary = time.monotonic() + summary_every_s
-        log.info("%s", self.stats.summary())
-
     def _reset(self) -> None:
         """Drop the in-memory state and subscription: the next poll restores from the snapshot."""
+        self.on_failure()
         self.close()
-        self.engine = DetectEngine(
-            self.config.engine, phases=self.engine.phases, zone_kinds=self.engine.zone_kinds
-        )
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def shutdown(self) -> None:
         """Snapshot the state (when a snapshot file is configured and anything was read), then close."""
         if self.config.snapshot_path is not None and self._subscription is not None:
             try:
                 self.snapshot()
-            except DetectWorkerError as exc:
+            except WorkerError as exc:
                 log.error("%s; the next start replays from the previous snapshot", exc)
         self.close()
-
-    def close(self) -> None:
-        if self._subscription is not None:
-            try:
-                self._subscription.close()
-            except BusError as exc:
-                log.warning("detect worker: closing the subscription failed: %s", exc)
-            self._subscription = None

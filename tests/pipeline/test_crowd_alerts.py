@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from analytics.consumer import WorkerError
 from analytics.crowd_worker import CrowdWorker
-from analytics.worker import WorkerError
 from beffroi.sqlite_store import SqliteStore
 from beffroi.store import StoreError
 from beffroi.yamlconf import ConfigError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.worker import Worker, WorkerError
+from analytics.consumer import WorkerError
+from analytics.worker import Worker
 from beffroi.devices import DeviceKind
 from beffroi.events import DeadLetterReason
 from beffroi.sqlite_store import SqliteStore
