@@ -3,6 +3,7 @@ replay from its offsets gives exactly what an uninterrupted run gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,3 +227,44 @@ def test_a_snapshot_that_does_not_fit_is_moved_aside_and_detectors_start_cold(se
         # it went on cold from the offsets committed with the snapshot: nothing read twice or skipped
         assert second.stats.ticks > 0
         assert first.stats.readings + second.stats.readings == len(scenario_readings())
+
+
+def test_a_snapshot_of_another_detector_stack_is_moved_aside(settings, tmp_path):
+    """A detector whose state arrays the snapshot lacks (one added since) starts cold too."""
+    bus = loaded_bus(settings)
+    snap = tmp_path / "k.snap"
+    with SqliteStore(tmp_path / "k.db") as store:
+        store.migrate()
+        first = worker_for(bus, store, settings, snap)
+        assert drain(first, max_polls=5) == 5
+        first.snapshot()
+        first.close()
+        loaded = load_snapshot(snap)
+        assert loaded is not None
+        arrays, meta = loaded
+        save_snapshot(snap, {k: v for k, v in arrays.items() if not k.startswith("stack.0.")}, meta)
+
+        second = worker_for(bus, store, settings, snap)
+        assert second.run_once(timeout_s=0.0) > 0
+        assert second.stats.restored_from is None
+        assert (tmp_path / "k.snap.incompatible").exists()
+
+
+def test_an_idle_worker_snapshots_and_commits_when_one_is_due(settings, tmp_path):
+    """The snapshot is due by time: an empty poll takes it, so the group's offsets move on."""
+    bus = loaded_bus(settings)
+    snap = tmp_path / "i.snap"
+    with SqliteStore(tmp_path / "i.db") as store:
+        store.migrate()
+        worker = worker_for(bus, store, settings, snap)
+        drain(worker)
+        assert worker.stats.snapshots == 0
+        assert not snap.exists()
+        worker.config = dataclasses.replace(worker.config, snapshot_every_s=0.0)
+        assert worker.run_once(timeout_s=0.0) == 0
+        assert worker.stats.snapshots == 1
+        assert snap.exists()
+        worker.close()
+        # the positions were committed with the snapshot: the group has nothing left to read
+        with bus.subscribe(worker.config.group, [worker.config.readings_topic]) as again:
+            assert again.poll(100, timeout=0.0) == []
