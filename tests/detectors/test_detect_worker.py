@@ -14,6 +14,7 @@ import pytest
 from analytics.detect_worker import DetectWorker, DetectWorkerConfig
 from analytics.detectors.engine import EngineConfig
 from analytics.snapshot import load_snapshot, save_snapshot
+from beffroi import metrics
 from beffroi.devices import DeviceKind
 from beffroi.memory_bus import MemoryBus
 from beffroi.records import reading_record
@@ -268,3 +269,28 @@ def test_an_idle_worker_snapshots_and_commits_when_one_is_due(settings, tmp_path
         # the positions were committed with the snapshot: the group has nothing left to read
         with bus.subscribe(worker.config.group, [worker.config.readings_topic]) as again:
             assert again.poll(100, timeout=0.0) == []
+
+
+def test_the_detector_worker_counts_in_the_loop_metrics(settings, tmp_path):
+    """The shared consumer loop labels the detector worker's records, alerts and lag `detectors`."""
+    bus = loaded_bus(settings)
+    before = metrics.parse(metrics.exposition()[0].decode())
+    with SqliteStore(tmp_path / "m.db") as store:
+        store.migrate()
+        worker = worker_for(bus, store, settings, tmp_path / "m.snap")
+        drain(worker)
+        worker.drain()
+        raised = store.list_alerts("site-1", limit=500)
+        after = metrics.parse(metrics.exposition()[0].decode())
+        worker.close()
+
+    def delta(name: str, **labels: str) -> float:
+        return metrics.total(after, name, **labels) - metrics.total(before, name, **labels)
+
+    assert delta("beffroi_messages_in_total", component="detectors") == len(scenario_readings())
+    assert delta("beffroi_messages_out_total", component="detectors") == len(scenario_readings())
+    assert delta("beffroi_alerts_raised_total", rule="fault:stuck") == sum(
+        a.rule == "fault:stuck" for a in raised
+    )
+    assert delta("beffroi_latency_seconds_count", component="detectors", stage="alerted") == len(raised)
+    assert any(s.name == "beffroi_consumer_lag" and s.labels["component"] == "detectors" for s in after)
