@@ -13,7 +13,7 @@ from analytics.detectors.engine import DetectEngine, TickResult
 from analytics.detectors.rows import Column, Rows
 from beffroi.devices import DeviceKind
 from beffroi.events import Reading
-from beffroi.testing import reading
+from tower.testing import reading
 
 T0 = datetime(2024, 7, 26, 18, 0, tzinfo=UTC)
 
