@@ -2,8 +2,9 @@
 
 The engine's scoring step leaves a `ScoredTick` (host arrays, one row per stream); `tick_alerts`
 turns its episode onsets into `Alert`s (and what the evaluation knows of each, `AlertInfo`), and
-`site_scores` its scores into one `SiteScores` per site. Pure functions of their arguments: an
-alert id derives from (category, stream, tick), so the same scores always raise the same ids.
+`site_scores` its scores into one `SiteScores` (the `scores` topic's record) per site. Pure
+functions of their arguments: an alert id derives from (category, stream, tick), so the same
+scores always raise the same ids.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from analytics.detectors.streams import StreamInfo
 from beffroi.events import Alert, AlertCategory, Severity, derived_id
+from beffroi.records import SiteScores
 
 NDArray = np.ndarray[Any, Any]
 
@@ -30,13 +32,6 @@ class AlertInfo:
     model: str
     direction: int  # +1 value above its baseline, -1 below, 0 unknown (faults)
     score: float
-
-
-@dataclass
-class SiteScores:
-    site_id: str
-    tick: datetime
-    streams: dict[str, tuple[float, float]]  # key -> (incident score, fault severity)
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,13 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.detectors.alerts import AlertInfo, ScoredTick, SiteScores, aware, site_scores, tick_alerts
+from analytics.detectors.alerts import AlertInfo, ScoredTick, aware, site_scores, tick_alerts
 from analytics.detectors.base import DetectorError, Phase
 from analytics.detectors.rows import Column, Rows
 from analytics.detectors.stack import DetectorStack, StackConfig
 from analytics.detectors.streams import StreamTable
 from beffroi.events import Alert, Reading
+from beffroi.records import SiteScores
 
 NDArray = np.ndarray[Any, Any]
 
