@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from analytics.settings import CrowdSettings, DetectorsSettings, WorkerSettings
 from api.settings import ApiSettings
 from beffroi.settings import (
@@ -42,3 +44,14 @@ class Settings(FileSettings):
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Validate the settings file (if any) plus the environment; errors name the key and the line."""
     return load_settings_file(Settings, path, **overrides)
+
+
+def write_settings(settings: Settings, path: Path | str) -> Path:
+    """Write `settings` as a YAML file (secrets left out: they come from the environment)."""
+    # by alias (postgres.schema), the name the environment uses too: BEFFROI_POSTGRES__SCHEMA wins
+    data = settings.model_dump(mode="json", exclude_none=True, by_alias=True)
+    for section, key in (("mqtt", "password"), ("mqtt", "device_secret"), ("postgres", "password")):
+        data.get(section, {}).pop(key, None)
+    path = Path(path)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

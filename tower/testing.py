@@ -48,6 +48,7 @@ from ingest.source import Inbound, QueueSource
 from simulators.publish import live_objects_payload
 from tower.runtime import provision_devices as provision_devices  # re-exported for tests
 from tower.settings import Settings
+from tower.settings import write_settings as write_settings  # re-exported for tests and benchmarks
 
 if TYPE_CHECKING:
     from beffroi.records import ZoneState
@@ -357,16 +358,6 @@ def alert_on_every_reading(settings: Settings | None = None) -> Settings:
 
 
 # -- settings for subprocesses -----------------------------------------------------------------
-
-
-def write_settings(settings: Settings, path: Path | str) -> Path:
-    """Write `settings` as a YAML file (secrets left out: they come from the environment)."""
-    data = settings.model_dump(mode="json", exclude_none=True)  # by name: see the `schema` alias
-    for section, key in (("mqtt", "password"), ("mqtt", "device_secret"), ("postgres", "password")):
-        data.get(section, {}).pop(key, None)
-    path = Path(path)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def write_venue(venue: Venue, path: Path | str) -> Path:

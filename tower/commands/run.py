@@ -3,6 +3,9 @@
 embedded: in-process bus and SQLite, no servers (the default behind `make demo`).
 stack:    Mosquitto, Kafka and PostgreSQL of deploy/local/up.
 Bridge, worker and API run in this process either way; `--demo` adds the demo sensors.
+In stack mode `--bridges N --workers M` adds N-1 bridge and M-1 worker processes beside them
+(sharing the sensor topics through an MQTT shared subscription, the readings through the Kafka
+consumer group; see tower/scale.py); one that exits is started again.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from beffroi import metrics
 from beffroi.signals import stop_on_signals
+from tower.scale import Children, scale_out
 from tower.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -39,14 +45,35 @@ def _handle(args: argparse.Namespace) -> int:
         overrides["venue"] = DEMO_VENUE
     settings = settings.model_copy(update=overrides)
     venue = load_venue_for(settings)
+    try:
+        settings, specs = scale_out(settings, bridges=args.bridges, workers=args.workers)
+    except ValueError as exc:
+        print(f"beffroi run: {exc}", file=sys.stderr)
+        return 2
 
     runtime = compose(settings, venue=venue, demo=args.demo, demo_rate_hz=args.rate)
+    metrics.serve(settings.metrics)
     done = threading.Event()
-    with stop_on_signals(done.set):
-        return _serve(runtime, settings=settings, venue=venue, demo=args.demo, done=done)
+    with tempfile.TemporaryDirectory(prefix="beffroi-run-") as tmp, stop_on_signals(done.set):
+        children = Children(specs, settings=settings, settings_file=Path(tmp) / "settings.yaml")
+        children.start()
+        try:
+            return _serve(
+                runtime, settings=settings, venue=venue, demo=args.demo, done=done, children=children
+            )
+        finally:
+            children.stop()
 
 
-def _serve(runtime: Runtime, *, settings: Settings, venue: Venue, demo: bool, done: threading.Event) -> int:
+def _serve(
+    runtime: Runtime,
+    *,
+    settings: Settings,
+    venue: Venue,
+    demo: bool,
+    done: threading.Event,
+    children: Children | None = None,
+) -> int:
     try:
         runtime.start()
     except RuntimeError as exc:
@@ -65,6 +92,8 @@ def _serve(runtime: Runtime, *, settings: Settings, venue: Venue, demo: bool, do
             flush=True,
         )
         while not done.wait(1.0):
+            for event in children.check() if children is not None else ():
+                print(f"beffroi run: {event}", file=sys.stderr)
             failed = runtime.failed()
             if failed:
                 print("stopping: " + "; ".join(failed), file=sys.stderr)
@@ -82,5 +111,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--demo", action="store_true", help="publish demo sensor readings, alerts included")
     p.add_argument(
         "--rate", type=float, default=1.0, metavar="HZ", help="demo readings per device per second"
+    )
+    p.add_argument(
+        "--bridges", type=int, default=1, metavar="N", help="bridges sharing the sensor topics (stack mode)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="workers of the readings' consumer group (stack)"
     )
     p.set_defaults(handler=_handle)
