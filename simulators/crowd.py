@@ -149,6 +149,8 @@ class _Compiler:
         self.cent = [self.frame.to_xy(z.centroid) for z in site.zones]
         self.size = [math.sqrt(z.area) for z in site.zones] + [0.0]
         self.exits: list[_Exit] = [self._exit(e) for e in site.exits]
+        shut = set(plan.closed_exits) if plan is not None else set()
+        self.closed = frozenset(i for i, e in enumerate(self.exits) if e.id in shut)
         self.classes: dict[ClassKey, int] = {}
         self.class_keys: list[ClassKey] = []
         self.refuges: list[tuple[int, int, float, float]] = []  # incident, zone, return time, share
@@ -182,7 +184,7 @@ class _Compiler:
 
     def _allowed(self, key: ClassKey, i: int) -> bool:
         e = self.exits[i]
-        if e.kind == _VIRTUAL:
+        if e.kind == _VIRTUAL or i in self.closed:
             return False
         boundary = e.a == self.Z or e.b == self.Z
         if e.kind == ExitKind.EMERGENCY.value and not key.emergency:
@@ -197,6 +199,7 @@ class _Compiler:
             boundary = e.a == self.Z or e.b == self.Z
             if (
                 boundary
+                and i not in self.closed
                 and e.kind not in (ExitKind.TRAIN.value, _VIRTUAL)
                 and (e.kind != ExitKind.EMERGENCY.value or emergency)
             ):
@@ -205,11 +208,12 @@ class _Compiler:
 
     def _entries(self, enter_via: list[str] | None) -> set[int]:
         if enter_via is not None:
-            return {i for i, e in enumerate(self.exits) if e.id in enter_via}
+            return {i for i, e in enumerate(self.exits) if e.id in enter_via and i not in self.closed}
         return {
             i
             for i, e in enumerate(self.exits)
             if (e.a == self.Z or e.b == self.Z)
+            and i not in self.closed
             and e.kind not in (ExitKind.TRAIN.value, ExitKind.EMERGENCY.value, _VIRTUAL)
         }
 
@@ -329,14 +333,20 @@ class _Compiler:
         if target == "evacuate":
             return [(self.klass(ClassKey(LEAVE, exits=self._default_leave_exits(True), emergency=True)), 1.0)]
         if isinstance(target, LeaveVia):
-            ids = {i for i, e in enumerate(self.exits) if e.id in target.leave_via}
+            ids = {i for i, e in enumerate(self.exits) if e.id in target.leave_via and i not in self.closed}
+            if not ids:
+                raise PlanError(loc, f"site {site.id!r}: every exit of {target.leave_via} is closed")
             return [(self.klass(ClassKey(LEAVE, exits=frozenset(ids))), 1.0)]
         refuge = target[1] if isinstance(target, tuple) else -1
         if isinstance(target, tuple) or target == "neighbours":
             assert from_zone is not None
             widths: dict[int, float] = {}
-            for e in self.exits:
-                if from_zone in (e.a, e.b) and e.kind not in (ExitKind.EMERGENCY.value, _VIRTUAL):
+            for i, e in enumerate(self.exits):
+                if (
+                    from_zone in (e.a, e.b)
+                    and i not in self.closed
+                    and e.kind not in (ExitKind.EMERGENCY.value, _VIRTUAL)
+                ):
                     m = e.b if from_zone == e.a else e.a
                     if m != self.Z:
                         widths[m] = widths.get(m, 0.0) + e.width
@@ -361,7 +371,7 @@ class _Compiler:
         if target.split == "nearest" and from_zone is not None:
             shared: dict[int, float] = {}
             for i, m in self.adj[from_zone]:
-                if m in zones and self.exits[i].kind != ExitKind.EMERGENCY.value:
+                if m in zones and i not in self.closed and self.exits[i].kind != ExitKind.EMERGENCY.value:
                     shared[m] = shared.get(m, 0.0) + self.exits[i].width
             if shared:
                 return [(self.klass(ClassKey(SETTLE, zone=z)), w) for z, w in shared.items()]
@@ -481,9 +491,9 @@ class _Compiler:
                     if e.kind == ExitKind.EMERGENCY.value and z in (e.a, e.b):
                         tpl.open_windows.append((i, t0, t1))
         self._layout(tpl, arrivals, moves, extra_entries, horizon)
-        for e in self.exits:
+        for i, e in enumerate(self.exits):
             gate = e.kind == ExitKind.GATE.value
-            tpl.gate_open.append(t_gate_open if gate else -INF)
+            tpl.gate_open.append(INF if i in self.closed else t_gate_open if gate else -INF)
             tpl.gate_close.append(t_gate_close if gate else INF)
             if e.kind == ExitKind.EMERGENCY.value:
                 tpl.emergency_open.append(t_emergency)

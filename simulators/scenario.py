@@ -141,6 +141,9 @@ class CrowdPlan(_Model):
     gates_open: TimeExpr | None = Field(default=None, description="default: the `gates_open` event, if any")
     gates_close: TimeExpr | None = Field(default=None, description="inbound stops; default `gates_close`")
     emergency_exits_open: TimeExpr | None = Field(default=None, description="e.g. final_whistle")
+    closed_exits: list[str] = Field(
+        default_factory=list, description="exits kept shut all along: nobody enters, leaves or walks through"
+    )
 
 
 class IncidentType(StrEnum):
@@ -444,6 +447,10 @@ class Checker:
             if site is None:
                 continue
             self.zones(site, list(plan.initial), (*loc, "initial"))
+            exit_ids = {e.id for e in site.exits}
+            for j, closed in enumerate(plan.closed_exits):
+                if closed not in exit_ids:
+                    self.fail((*loc, "closed_exits", j), f"site {site.id!r} has no exit {closed!r}")
             for j, arr in enumerate(plan.arrivals):
                 aloc: Loc = (*loc, "arrivals", j)
                 self.target(site, arr.to, (*aloc, "to"))

@@ -27,8 +27,7 @@ def _fast_venue(path: Path) -> Venue:
 
 def _load_venue(raw: Any, doc: Any, path: Path) -> Venue:
     if isinstance(raw, str):
-        venue_path = Path(raw) if Path(raw).is_absolute() else path.parent / raw
-        return _fast_venue(venue_path)
+        return _fast_venue(venue_path(path, raw))
     try:
         return validate_doc(Venue, doc["venue"], path)
     except ConfigError as exc:
@@ -66,18 +65,28 @@ def _venue_unchanged(scenario: Scenario) -> bool:
     raw = scenario.spec.venue
     if not isinstance(raw, str):
         return True
-    venue_path = Path(raw) if Path(raw).is_absolute() else scenario.path.parent / raw
     try:
-        return venue_path.stat().st_mtime_ns <= scenario.loaded_ns
+        return venue_path(scenario.path, raw).stat().st_mtime_ns <= scenario.loaded_ns
     except OSError:
         return False
 
 
 def _load(path: Path, text: str | None) -> Scenario:
+    return scenario_from_doc(path, load_yaml(path, text))
+
+
+def venue_path(scenario_path: Path, raw: str) -> Path:
+    """The venue file a scenario's `venue: FILE` names (relative to the scenario file)."""
+    return Path(raw) if Path(raw).is_absolute() else scenario_path.parent / raw
+
+
+def scenario_from_doc(path: Path, doc: Any, venue: Venue | None = None) -> Scenario:
+    """Validate a loaded scenario document (its lines kept by `load_yaml`); `venue` replaces the one
+    the document names (a what-if's changed venue)."""
     loaded_ns = time.time_ns()
-    doc = load_yaml(path, text)
     spec = validate_doc(ScenarioSpec, doc, path)
-    venue = _load_venue(spec.venue, doc, path)
+    if venue is None:
+        venue = _load_venue(spec.venue, doc, path)
     checker = Checker(spec, venue)
     checker.run()
     if checker.issues:

@@ -14,4 +14,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tower.commands.train",
     "tower.commands.eval",
     "tower.commands.eval_series",
+    "tower.commands.whatif",
 )
