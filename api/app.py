@@ -7,30 +7,45 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from api.access import document_access
+from api.auth.passwords import Passwords
+from api.auth.ratelimit import FailureLimiter
+from api.auth.tokens import LocalTokens, OidcTokens, TokenVerifier
 from api.errors import install_error_handlers
 from api.feed import AlertFeed
 from api.health import HealthChecks
+from api.idempotency import IdempotencyKeys
+from api.page_cache import PageCache
+from api.procedures import Procedures, load_procedures
 from api.routers import ROUTERS
+from api.settings import ApiPlatformSettings
 from beffroi import metrics
 from beffroi.bus import Bus
-from beffroi.settings import PlatformSettings
+from beffroi.identity import IdentityStore
 from beffroi.store import Store
 from beffroi.venue import Venue
 
 
 def create_app(
-    settings: PlatformSettings,
+    settings: ApiPlatformSettings,
     *,
     store: Store | None = None,
     bus: Bus | None = None,
     venue: Venue | None = None,
     live_alerts: bool = True,
     health: HealthChecks | None = None,
+    identity: IdentityStore | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The API. A store or bus passed in is used as is (and not closed); missing ones are built
     from `settings` when the app starts. `live_alerts=False` serves no SSE stream (no bus needed).
-    The venue (given, or read from `settings.venue`) makes unknown sites answer 404."""
+    The venue (given, or read from `settings.venue`) makes unknown sites answer 404.
+    Users and the audit log are kept in `identity` (default: the store).
+    Raises ValueError when `settings.api.auth` has no secret key (or a bad OIDC key set), ConfigError
+    when the procedures file does not validate."""
+    auth = settings.api.auth
+    local_tokens = LocalTokens(auth)
+    oidc = OidcTokens(auth.oidc) if auth.oidc is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +65,11 @@ def create_app(
                 app.state.store = own_store
             else:
                 app.state.store = store
+            users = identity if identity is not None else app.state.store
+            if not isinstance(users, IdentityStore):
+                raise TypeError(f"{type(users).__name__} keeps no users: pass identity=")
+            app.state.identity = users
+            app.state.tokens = TokenVerifier(local_tokens, users, oidc=oidc, recheck_s=auth.recheck_s)
             app.state.feed = None
             if live_alerts:
                 feed_bus = bus
@@ -61,6 +81,7 @@ def create_app(
                     feed_bus,
                     topic=settings.kafka.topic("alerts"),
                     group_prefix=f"{settings.kafka.topic_prefix}beffroi-api",
+                    on_alert=lambda alert: cache.invalidate(alert.site_id),
                 )
                 feed.start()
                 stack.callback(feed.stop)
@@ -76,12 +97,23 @@ def create_app(
         description=(
             "Operators list a site's alerts, follow new ones live, and move each through its "
             "lifecycle (new, acknowledged, in progress, resolved, closed) with an audit trail.\n\n"
-            "There is no authentication system yet: an action names its operator in its body, "
-            "recorded as given."
+            "Every endpoint but /health needs a bearer token (POST /auth/token, the OAuth2 password "
+            "flow, or a token of the configured OIDC issuer). Roles: viewer < operator < supervisor "
+            "< admin; a user sees only their sites: any other site answers 404."
         ),
         lifespan=lifespan,
     )
+    app.state.page_cache = cache = PageCache(settings.api.list_cache_s)
+    app.state.idempotency_keys = IdempotencyKeys()
+    path = settings.api.procedures
+    app.state.procedures = load_procedures(path) if path is not None else Procedures()
+    app.state.auth_settings = auth
+    app.state.passwords = Passwords(auth.password_hash)
+    limits = auth.sign_in_limits
+    app.state.user_limiter = FailureLimiter(limits.per_user, limits.window_s)
+    app.state.address_limiter = FailureLimiter(limits.per_address, limits.window_s)
     install_error_handlers(app)
+    document_access(app)
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     return app

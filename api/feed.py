@@ -14,7 +14,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sse_starlette import ServerSentEvent
 
 from beffroi.bus import Bus, BusError, Subscription
 from beffroi.events import Alert
@@ -23,23 +26,40 @@ from beffroi.records import BadRecord, decode_alert
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """One event of a site's stream, encoded once for all of its listeners: `alert` (a new alert),
+    or `case` (an alert's new status, owner, severity: an action, an assignment, an escalation)."""
+
+    event: bytes
+
+    @classmethod
+    def of(cls, kind: str, data: str, event_id: str | None = None) -> LiveEvent:
+        return cls(ServerSentEvent(data=data, event=kind, id=event_id).encode())
+
+
 @dataclass(eq=False)
 class Listener:
     """One SSE client: alerts of `site_id`, delivered on its event loop. `None` ends the stream."""
 
     site_id: str
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[Alert | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    queue: asyncio.Queue[LiveEvent | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     dropped: int = 0
 
-    def offer(self, alert: Alert | None) -> None:
+    def offer(self, item: LiveEvent | None) -> None:
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
-        self.queue.put_nowait(alert)
+        self.queue.put_nowait(item)
 
-    async def get(self) -> Alert | None:
+    async def get(self) -> LiveEvent | None:
         return await self.queue.get()
+
+
+def _offer_all(listeners: list[Listener], item: LiveEvent | None) -> None:
+    for listener in listeners:
+        listener.offer(item)
 
 
 class AlertFeed:
@@ -51,8 +71,10 @@ class AlertFeed:
         group_prefix: str = "beffroi-api",
         poll_timeout_s: float = 0.2,
         remember: int = 10_000,
+        on_alert: Callable[[Alert], None] | None = None,
     ) -> None:
         self.bus = bus
+        self._on_alert = on_alert
         self.topic = topic
         self.group = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
         self.poll_timeout_s = poll_timeout_s
@@ -144,11 +166,25 @@ class AlertFeed:
         self._seen[alert.alert_id] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        with self._lock:
-            listeners = list(self._listeners.get(alert.site_id, ()))
-        for li in listeners:
-            try:
-                li.loop.call_soon_threadsafe(li.offer, alert)
-            except RuntimeError:  # its event loop is closed: the client is gone
-                self.unlisten(li)
+        if self._on_alert is not None:
+            self._on_alert(alert)
+        self._fan_out(alert.site_id, LiveEvent.of("alert", alert.model_dump_json(), alert.alert_id))
         self.delivered += 1
+
+    def push(self, site_id: str, item: LiveEvent) -> None:
+        """Send an event to the site's listeners (from any thread): what this API did to an alert."""
+        self._fan_out(site_id, item)
+
+    def _fan_out(self, site_id: str, item: LiveEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners.get(site_id, ()))
+        # one wake-up per event loop, not per listener: 1,000 screens cost one call here
+        by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
+        for li in listeners:
+            by_loop.setdefault(li.loop, []).append(li)
+        for loop, group in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_offer_all, group, item)
+            except RuntimeError:  # its event loop is closed: the clients are gone
+                for li in group:
+                    self.unlisten(li)

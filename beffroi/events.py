@@ -139,8 +139,14 @@ def _operator_name(text: str) -> str:
 
 OperatorName = Annotated[
     str,
-    Field(min_length=1, max_length=64, description="who acts (free text until an auth system exists)"),
+    Field(min_length=1, max_length=64, description="who acts: the signed-in user's name"),
     AfterValidator(_operator_name),
+]
+
+ActionComment = Annotated[
+    str | None,
+    Field(max_length=2000),
+    AfterValidator(lambda v: _printable(v, what="comment", newlines=True) if v is not None else v),
 ]
 
 
@@ -153,11 +159,7 @@ class OperatorAction(BaseModel):
 
     action: AlertAction
     operator: OperatorName
-    comment: Annotated[
-        str | None,
-        Field(max_length=2000),
-        AfterValidator(lambda v: _printable(v, what="comment", newlines=True) if v is not None else v),
-    ] = None
+    comment: ActionComment = None
     expected_status: AlertStatus | None = None
 
     @model_validator(mode="after")

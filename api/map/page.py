@@ -12,6 +12,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.access import PUBLIC
+
 STATIC_DIR = Path(__file__).parent / "static"
 
 # the page loads only its own files, and talks only to this API
@@ -24,15 +26,16 @@ router = APIRouter(tags=["map"])
 router.mount("/map/static", StaticFiles(directory=STATIC_DIR), name="map-static")
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False, dependencies=[PUBLIC])
 def home() -> RedirectResponse:
     # relative, so that it still works behind a reverse proxy that serves the API under a prefix
     return RedirectResponse("map", status_code=307)
 
 
-@router.get("/map", response_class=FileResponse, summary="The live map page (HTML)")
+@router.get("/map", response_class=FileResponse, summary="The live map page (HTML)", dependencies=[PUBLIC])
 def live_map() -> FileResponse:
-    """Zones of a site coloured by their open alerts, devices, and the alert list, updated live."""
+    """Zones of a site coloured by their open alerts, devices, and the alert list, updated live.
+    Public: the page holds no data; it signs in (POST /auth/session) before reading any."""
     return FileResponse(
         STATIC_DIR / "index.html",
         media_type="text/html; charset=utf-8",

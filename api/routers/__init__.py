@@ -5,14 +5,29 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.map import page as map_page
-from api.routers import alert_lifecycle, alerts, health, incidents, metrics, sites
+from api.routers import (
+    alert_lifecycle,
+    alerts,
+    audit,
+    auth,
+    health,
+    incidents,
+    metrics,
+    procedures,
+    sites,
+    users,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    auth.router,
     alerts.router,
     alert_lifecycle.router,  # after alerts: /sites/{id}/alerts/stream is not an alert id
     sites.router,
     incidents.router,
+    procedures.router,
+    audit.router,
+    users.router,
     map_page.router,
     metrics.router,
 )

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from api.access import PUBLIC
 from api.deps import HealthDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[PUBLIC])
 def health(settings: SettingsDep, store: StoreDep, checks: HealthDep) -> JSONResponse:
     status = 200
     body: dict[str, Any] = {"status": "ok", "mode": settings.mode}

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import SiteId, StoreDep
+from api.access import ViewSite
+from api.deps import StoreDep
 from beffroi.events import Alert, AlertCategory, AlertStatus, Severity
 
 router = APIRouter(tags=["incidents"])
@@ -80,13 +81,14 @@ def _incident(group: list[Alert]) -> Incident:
 
 @router.get("/sites/{site_id}/incidents")
 def list_incidents(
-    site_id: SiteId,
+    scope: ViewSite,
     store: StoreDep,
     window_min: Annotated[
         int, Query(ge=1, le=1440, description="largest gap, in minutes, between alerts of one incident")
     ] = 10,
 ) -> IncidentPage:
     """Open incident alerts of the site grouped by zone and time, newest incident first."""
+    site_id = scope.site_id
     alerts = store.list_alerts(site_id, is_open=True, limit=MAX_ALERTS)
     incidents = group_incidents(
         [a for a in alerts if a.category is AlertCategory.INCIDENT], timedelta(minutes=window_min)

@@ -12,7 +12,8 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from api.deps import SiteId, StoreDep, VenueDep
+from api.access import Viewer, ViewSite
+from api.deps import StoreDep, VenueDep
 from beffroi.devices import DeviceKind
 from beffroi.events import LatLon
 from beffroi.store import Store
@@ -111,8 +112,8 @@ def open_alert_count(store: Store, site_id: str) -> int:
 
 
 @router.get("/sites")
-def list_sites(venue: VenueDep, store: StoreDep) -> SiteList:
-    """Every site of the venue with its open alerts (new, acknowledged or in progress)."""
+def list_sites(principal: Viewer, venue: VenueDep, store: StoreDep) -> SiteList:
+    """The user's sites of the venue with their open alerts (new, acknowledged or in progress)."""
     if venue is None:
         return SiteList(venue_id=None, venue_name=None, count=0, sites=[])
     sites = [
@@ -127,13 +128,15 @@ def list_sites(venue: VenueDep, store: StoreDep) -> SiteList:
             open_alerts=open_alert_count(store, s.id),
         )
         for s in venue.sites
+        if principal.sees(s.id)
     ]
     return SiteList(venue_id=venue.id, venue_name=venue.name or venue.id, count=len(sites), sites=sites)
 
 
 @router.get("/sites/{site_id}")
-def get_site(site_id: SiteId, venue: VenueDep, store: StoreDep) -> SiteDetail:
+def get_site(scope: ViewSite, venue: VenueDep, store: StoreDep) -> SiteDetail:
     """The site's zones (GeoJSON), exits and devices, placed for the map."""
+    site_id = scope.site_id
     if venue is None:
         raise HTTPException(
             404, f"unknown site {site_id!r}: this API has no venue (settings.venue is not set)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from beffroi.events import AlertStatus
+from tests.fixtures.api import sign_in
 from tests.fixtures.store import make_alert
 
 
@@ -19,7 +20,10 @@ def raised(api_client, demo_slice) -> str:
 
 
 def post(client, alert_id: str, site: str = "stade-demo", **body):
-    return client.post(f"/sites/{site}/alerts/{alert_id}/actions", json=body)
+    """POST an action, signed in as the body's operator (an operator of every site)."""
+    name = str(body.get("operator", "alice")).strip() or "alice"
+    headers = sign_in(client, name) if name.isprintable() and len(name) <= 64 else {}
+    return client.post(f"/sites/{site}/alerts/{alert_id}/actions", json=body, headers=headers)
 
 
 def test_acknowledge_then_resolve_leaves_an_audit_trail_and_closes_the_zone(api_client, raised):
@@ -127,7 +131,6 @@ def test_unknown_alerts_and_sites_are_404(api_client, demo_slice, raised):
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ({"action": "acknowledge"}, "body.operator: Field required"),
         ({"action": "acknowledge", "operator": "   "}, "operator must not be blank"),
         ({"action": "acknowledge", "operator": "al\x00ice"}, "operator must not hold control characters"),
         ({"action": "acknowledge", "operator": "a" * 65}, "body.operator: String should have at most 64"),
@@ -176,9 +179,48 @@ def test_the_open_filter_is_a_boolean(api_client, raised):
     assert r.json()["reason"].startswith("query.open: Input should be a valid boolean")
 
 
-def test_the_openapi_document_says_there_is_no_authentication_yet(api_client):
+def test_the_operator_of_record_is_the_signed_in_user(api_client, raised):
+    r = api_client.post(f"/sites/stade-demo/alerts/{raised}/actions", json={"action": "acknowledge"})
+    assert r.status_code == 200, r.text
+    assert r.json()["owner"] == "alice", "the client is signed in as alice"
+    r = api_client.post(
+        f"/sites/stade-demo/alerts/{raised}/actions",
+        json={"action": "comment", "comment": "hello", "operator": "bob"},
+    )
+    assert r.status_code == 403
+    assert r.json()["reason"] == "you are signed in as 'alice': you cannot act as 'bob'"
+    history = api_client.get(f"/sites/stade-demo/alerts/{raised}").json()["history"]
+    assert [e["operator"] for e in history] == ["alice"]
+
+
+def test_the_openapi_document_says_who_acts(api_client):
     spec = api_client.get("/openapi.json").json()
     action = spec["paths"]["/sites/{site_id}/alerts/{alert_id}/actions"]["post"]
-    assert "no authentication system yet" in action["description"]
-    assert set(action["responses"]) >= {"200", "404", "409", "422"}
+    assert "recorded under the signed-in user's name" in action["description"]
+    assert set(action["responses"]) >= {"200", "403", "404", "409", "422"}
     assert "/sites/{site_id}/alerts/stream" in spec["paths"]
+
+
+def test_a_retried_action_with_its_idempotency_key_acts_once(api_client, raised):
+    url = f"/sites/stade-demo/alerts/{raised}/actions"
+    key = {"Idempotency-Key": "ack-7f3a"}
+    first = api_client.post(url, json={"action": "acknowledge"}, headers=key)
+    assert first.status_code == 200
+    assert "idempotent-replayed" not in first.headers
+    again = api_client.post(url, json={"action": "acknowledge"}, headers=key)
+    assert again.status_code == 200, "a repeat without the key would be a 409 (already acknowledged)"
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(api_client.get(f"/sites/stade-demo/alerts/{raised}").json()["history"]) == 1
+    r = api_client.post(url, json={"action": "resolve"}, headers=key)
+    assert r.status_code == 422
+    assert r.json()["reason"] == "Idempotency-Key 'ack-7f3a' was used for another request"
+    other_user = api_client.post(
+        url, json={"action": "acknowledge"}, headers={**key, **sign_in(api_client, "bob")}
+    )
+    assert other_user.status_code == 409, "keys are per user: bob's request is his own, and comes second"
+    assert (
+        api_client.post(url, json={"action": "comment"}, headers={"Idempotency-Key": "x"}).status_code == 422
+    )
+    r = api_client.post(url, json={"action": "comment", "comment": "ok"}, headers={"Idempotency-Key": "x"})
+    assert r.status_code == 200, "a key whose request was refused before acting may be used again"

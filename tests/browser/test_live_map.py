@@ -1,5 +1,6 @@
-"""The live map in Debian's chromium: zones drawn, an alert raised by the worker shows up live, and
-an operator acknowledges then resolves it from the page.
+"""The live map in Debian's chromium: the operator signs in, zones are drawn, an alert raised by the
+worker shows up live, and an operator of one site sees only that site, acknowledges then resolves an
+alert from the page; the audit log has each step.
 
 The app runs over the in-memory slice of the demo venue, served by uvicorn on a free port; the
 alert takes the real path (a panic-button message through the bridge and the worker, then the bus's
@@ -16,8 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from beffroi.events import LatLon
-from beffroi.venue import Device, Site, Zone
+from beffroi.identity import AuditKind, Role
+from tests.fixtures.api import LiveApi, add_user, with_fan_zone
 
 pytestmark = pytest.mark.browser
 
@@ -47,10 +48,15 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def problems() -> list[str]:
+    """What the page logged as errors or warnings (a test that provokes one takes it out)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, problems: list[str]) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 820}, timezone_id=PARIS.key)
     p = context.new_page()
-    problems: list[str] = []
     p.on("console", lambda m: _console(m, problems))
     p.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     yield p
@@ -67,10 +73,35 @@ def zone_path(page: Page, zone_id: str):
     return page.locator(f'path.zone[data-zone="{zone_id}"]')
 
 
+PASSWORD = "correct horse battery staple"
+
+
+def sign_in(
+    page: Page,
+    live: LiveApi,
+    url: str,
+    name: str = "olga",
+    *,
+    role: Role = Role.OPERATOR,
+    sites: tuple[str, ...] = ("*",),
+) -> None:
+    """Open `url` (under the API) and sign in through the page's dialog as a user added for the test."""
+    add_user(live.app, name, role=role, sites=sites, password=PASSWORD)
+    page.goto(f"{live.base_url}{url}")
+    dialog = page.locator("#signin-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("path.zone")).to_have_count(0)  # nothing is read before signing in
+    page.fill("#signin-user", name)
+    page.fill("#signin-password", PASSWORD)
+    page.click("#signin-submit")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#operator-name")).to_have_text(name)
+
+
 def test_zones_render_and_a_raised_alert_shows_up_live(live_api, page):
     venue = live_api.slice.venue
     site = venue.site("stade-demo")
-    page.goto(f"{live_api.base_url}/")  # leads to /map
+    sign_in(page, live_api, "/")  # leads to /map
     expect(page).to_have_url(f"{live_api.base_url}/map#site=stade-demo")
 
     expect(page.locator("path.zone")).to_have_count(len(site.zones))
@@ -126,7 +157,7 @@ def test_alerts_raised_before_the_page_opened_are_read_from_the_store(live_api, 
     live_api.slice.publish("fence-east", {"vibration": 4.5})
     live_api.slice.drain()
     [alert] = live_api.slice.alerts("stade-demo")
-    page.goto(f"{live_api.base_url}/map#site=nowhere")  # an unknown site falls back to the first
+    sign_in(page, live_api, "/map#site=nowhere")  # an unknown site falls back to the first
     expect(page).to_have_url(f"{live_api.base_url}/map#site=stade-demo")
     expect(page.locator("#alert-list button.alert-item")).to_have_count(1)
     expect(page.locator("#alert-list button.alert-item")).to_have_attribute("data-alert-id", alert.alert_id)
@@ -137,26 +168,8 @@ def test_alerts_raised_before_the_page_opened_are_read_from_the_store(live_api, 
 
 
 def test_the_site_selector_switches_map_list_and_stream(make_live_api, demo_venue, page):
-    stade = demo_venue.sites[0]
-    shifted = [
-        Zone(
-            id=f"fz-{i}",
-            name=f"Fan zone {i}",
-            capacity=500,
-            polygon=[LatLon(lat=p.lat + 0.01, lon=p.lon + 0.01) for p in z.polygon],
-        )
-        for i, z in enumerate(stade.zones[:2])
-    ]
-    fan = Site(
-        id="fan-demo",
-        name="Fan zone (demo)",
-        kind="fan_zone",
-        center=LatLon(lat=48.934, lon=2.37),
-        zones=shifted,
-        devices=[Device(id="panic-fz", kind="panic_button", zone="fz-0")],
-    )
-    live = make_live_api(demo_venue.model_copy(update={"sites": [stade, fan]}))
-    page.goto(f"{live.base_url}/map")
+    live = make_live_api(with_fan_zone(demo_venue))
+    sign_in(page, live, "/map", role=Role.VIEWER)
     expect(page.locator("#site-select option")).to_have_text(["Stade (demo)", "Fan zone (demo)"])
     expect(page.locator("path.zone")).to_have_count(3)
     page.select_option("#site-select", "fan-demo")
@@ -175,46 +188,80 @@ def test_the_site_selector_switches_map_list_and_stream(make_live_api, demo_venu
     expect(zone_path(page, "fz-1")).to_have_attribute("data-severity", "none")
 
 
-def test_an_operator_acknowledges_then_resolves_an_alert_and_its_zone_calms_down(live_api, page):
-    live_api.slice.publish("panic-nord", {"pressed": 1})
-    live_api.slice.drain()
-    [alert] = live_api.slice.alerts("stade-demo")
-    page.goto(f"{live_api.base_url}/map#site=stade-demo")
+def test_an_operator_of_one_site_acknowledges_then_resolves_an_alert_and_the_audit_has_it(
+    make_live_api, demo_venue, page
+):
+    live = make_live_api(with_fan_zone(demo_venue))
+    live.slice.publish("panic-nord", {"pressed": 1})
+    live.slice.publish("panic-fz", {"pressed": 1})  # on the fan zone: not alice's site
+    live.slice.drain()
+    [alert] = live.slice.alerts("stade-demo")
+    [elsewhere] = live.slice.alerts("fan-demo")
+    sign_in(page, live, "/map#site=fan-demo", "alice", sites=("stade-demo",))
+    expect(page).to_have_url(f"{live.base_url}/map#site=stade-demo")  # her only site
+    expect(page.locator("#site-select option")).to_have_text(["Stade (demo) — 1 open"])
+    expect(page.locator(f'#alert-list li[data-alert-id="{elsewhere.alert_id}"]')).to_have_count(0)
     colours = page.evaluate("window.beffroiMap.colours")
     nord = zone_path(page, "tribune-nord")
     expect(nord).to_have_attribute("data-severity", "critical")
-    expect(page.locator("#operator-name")).to_have_text("not set")
+    expect(page.locator("#operator-role")).to_have_text("operator")
     item = page.locator(f'#alert-list li[data-alert-id="{alert.alert_id}"]')
     expect(item.locator(".alert-status")).to_have_text("new")
     expect(item.locator(".alert-actions button")).to_have_text(["Acknowledge", "Resolve"])
 
     item.get_by_role("button", name=re.compile(r"^Acknowledge")).click()
-    dialog = page.locator("#operator-dialog")
-    expect(dialog).to_be_visible()  # asked once, before the first action
-    page.fill("#operator-input", "  Alice Martin ")
-    page.click("#operator-save")
-    expect(dialog).to_be_hidden()
-    expect(item.locator(".alert-status")).to_have_text("acknowledged · Alice Martin")
+    expect(item.locator(".alert-status")).to_have_text("acknowledged · alice")
     expect(item.locator(".alert-actions button")).to_have_text(["Start", "Resolve"])
-    expect(page.locator("#operator-name")).to_have_text("Alice Martin")
     expect(nord).to_have_attribute("data-severity", "critical")  # acknowledged is still open
     expect(page.locator("#alerts-count")).to_have_text("1 open · 1 listed")
 
-    item.get_by_role("button", name=re.compile(r"^Resolve")).click()  # the name is not asked again
-    expect(item.locator(".alert-status")).to_have_text("resolved · Alice Martin")
+    item.get_by_role("button", name=re.compile(r"^Resolve")).click()
+    expect(item.locator(".alert-status")).to_have_text("resolved · alice")
     expect(nord).to_have_attribute("data-severity", "none")
     expect(nord).to_have_attribute("fill", colours["calm"])
     expect(page.locator("#alerts-count")).to_have_text("0 open · 1 listed")
     expect(item.locator(".alert-actions button")).to_have_text(["Close"])
-    expect(dialog).to_be_hidden()
 
-    case = live_api.slice.store.get_alert_case(alert.alert_id)
+    case = live.slice.store.get_alert_case(alert.alert_id)
     assert [(e.operator, e.action, e.from_status, e.to_status) for e in case.history] == [
-        ("Alice Martin", "acknowledge", "new", "acknowledged"),
-        ("Alice Martin", "resolve", "acknowledged", "resolved"),
+        ("alice", "acknowledge", "new", "acknowledged"),
+        ("alice", "resolve", "acknowledged", "resolved"),
     ]
-    # what the page shows comes from the store: a reload keeps the zone calm and the name
+    audit = live.app.state.identity.list_audit(actor="alice")
+    assert [(r.kind, r.site_id, r.target, r.detail) for r in reversed(audit)] == [
+        (AuditKind.SIGN_IN, None, None, "session cookie"),
+        (AuditKind.ALERT_ACTION, "stade-demo", alert.alert_id, "acknowledge: new -> acknowledged"),
+        (AuditKind.ALERT_ACTION, "stade-demo", alert.alert_id, "resolve: acknowledged -> resolved"),
+    ]
+    # what the page shows comes from the store, and the session lasts: a reload keeps both
     page.reload()
+    expect(page.locator("#signin-dialog")).to_be_hidden()
     expect(item.locator(".alert-status")).to_have_text("resolved")
     expect(zone_path(page, "tribune-nord")).to_have_attribute("data-severity", "none")
-    expect(page.locator("#operator-name")).to_have_text("Alice Martin")
+    expect(page.locator("#operator-name")).to_have_text("alice")
+
+    page.click("#operator-button")  # signs out
+    expect(page.locator("#signin-dialog")).to_be_visible()
+    expect(page.locator("path.zone")).to_have_count(0)
+
+
+def test_a_wrong_password_is_said_and_a_viewer_gets_no_action_buttons(live_api, page, problems):
+    live_api.slice.publish("panic-nord", {"pressed": 1})
+    live_api.slice.drain()
+    add_user(live_api.app, "vera", role=Role.VIEWER, sites=("stade-demo",), password=PASSWORD)
+    page.goto(f"{live_api.base_url}/map")
+    page.fill("#signin-user", "vera")
+    page.fill("#signin-password", "not her password")
+    page.click("#signin-submit")
+    expect(page.locator("#signin-error")).to_have_text(
+        "Cannot sign in: wrong user name or password, or a disabled user"
+    )
+    assert problems == [
+        "console error: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+    problems.clear()
+    page.fill("#signin-password", PASSWORD)
+    page.click("#signin-submit")
+    expect(page.locator("#signin-dialog")).to_be_hidden()
+    expect(page.locator("#alert-list li")).to_have_count(1)
+    expect(page.locator("#alert-list .alert-actions button")).to_have_count(0)

@@ -12,7 +12,9 @@ from api.app import create_app
 from beffroi.clock import parse_iso
 from beffroi.devices import DeviceKind
 from beffroi.events import AlertStatus
+from beffroi.identity import Role
 from beffroi.sqlite_store import SqliteStore
+from tests.fixtures.api import MemoryIdentity, signed_in, with_auth
 from tower.settings import Settings
 from tower.testing import alert_on_every_reading, reading, tiny_venue
 
@@ -35,9 +37,15 @@ def client(tmp_path):
     ]
     alerts = panic.evaluate(presses)
     store.write_alerts([alerts[0].model_copy(update={"status": AlertStatus.RESOLVED}), *alerts[1:]])
-    app = create_app(Settings(), store=store, venue=tiny_venue({"pb-1": "panic_button"}), live_alerts=False)
+    app = create_app(
+        with_auth(Settings()),
+        store=store,
+        venue=tiny_venue({"pb-1": "panic_button"}),
+        live_alerts=False,
+        identity=MemoryIdentity(),
+    )
     with TestClient(app) as c:
-        yield c
+        yield signed_in(c, "viewer", role=Role.VIEWER)
     store.close()
 
 

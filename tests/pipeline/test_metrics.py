@@ -12,8 +12,10 @@ from api.app import create_app
 from beffroi import metrics
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
+from beffroi.identity import Role
 from beffroi.settings import MetricsSettings
 from beffroi.sqlite_store import SqliteStore
+from tests.fixtures.api import MemoryIdentity, sign_in, with_auth
 from tower.settings import Settings
 from tower.testing import alert_on_every_reading, pipeline, tiny_venue
 
@@ -80,9 +82,16 @@ def test_a_component_serves_its_metrics_over_http() -> None:
 def test_the_api_serves_metrics_with_its_sse_listeners(tmp_path) -> None:
     store = SqliteStore(tmp_path / "api.db")
     store.migrate()
-    app = create_app(Settings(), store=store, venue=tiny_venue({"pb-1": "panic_button"}), live_alerts=False)
+    app = create_app(
+        with_auth(Settings()),
+        store=store,
+        venue=tiny_venue({"pb-1": "panic_button"}),
+        live_alerts=False,
+        identity=MemoryIdentity(),
+    )
     with TestClient(app) as client:
-        answer = client.get("/metrics")
+        assert client.get("/metrics").status_code == 401, "a scraper signs in too (a viewer's token)"
+        answer = client.get("/metrics", headers=sign_in(client, "scraper", role=Role.VIEWER))
     store.close()
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")

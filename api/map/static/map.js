@@ -3,10 +3,13 @@
  * Data: GET sites (selector), GET sites/{id} (GeoJSON zones, exits, devices), GET sites/{id}/alerts
  * (the list, and with open=true the open alerts that colour the zones), and the EventSource
  * sites/{id}/alerts/stream. The stream is opened first and the snapshot read on each (re)connection
- * and every ALERTS_REFRESH_MS (the stream carries new alerts, not colleagues' status changes), merged
- * by alert_id, so that no alert raised in between is missed and none is counted twice.
+ * and every ALERTS_REFRESH_MS, merged by alert_id, so that no alert raised in between is missed and
+ * none is counted twice. The stream carries new alerts (`alert`) and what operators do to them
+ * (`case`: status, owner), shown without re-reading.
  * Operators act on an alert from its list item (POST sites/{id}/alerts/{alert_id}/actions, with the
- * status they saw as expected_status); their name is asked once and kept in localStorage.
+ * status they saw as expected_status), under the name they signed in with: POST auth/session puts an
+ * HttpOnly cookie that signs every request and the EventSource in (the script never sees the token);
+ * the session is renewed before it expires, and any 401 brings the sign-in dialog back.
  * Plain JS, no build step; text from the API is only ever set with textContent.
  */
 (function () {
@@ -33,7 +36,6 @@
     closed: [],
   };
   const ACTION_LABELS = { acknowledge: "Acknowledge", start: "Start", resolve: "Resolve", close: "Close" };
-  const OPERATOR_KEY = "beffroi.operator";
   const LIST_LIMIT = 200; // newest alerts in the list
   const OPEN_LIMIT = 1000; // open alerts read to colour the zones
   const SITES_REFRESH_MS = 30000;
@@ -53,10 +55,12 @@
     announcer: $("announcer"),
     operatorButton: $("operator-button"),
     operatorName: $("operator-name"),
-    dialog: $("operator-dialog"),
-    operatorForm: $("operator-form"),
-    operatorInput: $("operator-input"),
-    operatorCancel: $("operator-cancel"),
+    operatorRole: $("operator-role"),
+    dialog: $("signin-dialog"),
+    signinForm: $("signin-form"),
+    signinUser: $("signin-user"),
+    signinPassword: $("signin-password"),
+    signinError: $("signin-error"),
   };
 
   const state = {
@@ -76,6 +80,9 @@
     renderPending: false,
     fresh: new Set(), // ids that came live since the last render
     spread: [], // devices drawn around a shared point: {layer, base, angle, ringPx}
+    session: null, // {name, role, sites, expires_at} of the signed-in user
+    renew: null, // timer renewing the session cookie
+    sitesTimer: null,
   };
 
   // --- the map: no tiles (no internet in a control room), a reference grid and a scale ----------
@@ -122,13 +129,14 @@
   }
 
   async function getJSON(path) {
-    const response = await fetch(path, { headers: { Accept: "application/json" } });
+    const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     let body = null;
     try {
       body = await response.json();
     } catch (_) {
       body = null;
     }
+    if (response.status === 401) signedOut();
     if (!response.ok) {
       const reason = body && body.reason ? body.reason : response.statusText;
       throw new Error(`${path}: ${response.status} ${reason}`);
@@ -249,7 +257,8 @@
     const wanted = siteFromHash();
     const first = list.sites.some((s) => s.id === wanted) ? wanted : list.sites[0].id;
     ui.select.value = first;
-    window.setInterval(refreshSites, SITES_REFRESH_MS);
+    if (state.sitesTimer) window.clearInterval(state.sitesTimer);
+    state.sitesTimer = window.setInterval(refreshSites, SITES_REFRESH_MS);
     await showSite(first);
   }
 
@@ -621,7 +630,7 @@
   }
 
   function fillActions(box, alert) {
-    const wanted = ACTIONS[alert.status] || [];
+    const wanted = canAct() ? ACTIONS[alert.status] || [] : [];
     const busy = state.busy.has(alert.alert_id);
     const current = [...box.children].map((b) => b.dataset.action).join(" ");
     if (current !== wanted.join(" ")) {
@@ -756,61 +765,113 @@
     if (li) li.firstChild.scrollIntoView({ block: "nearest" });
   }
 
-  // --- operator actions -----------------------------------------------------------------------------
-  function storedOperator() {
-    try {
-      return window.localStorage.getItem(OPERATOR_KEY) || "";
-    } catch (_) {
-      return "";
-    }
+  // --- signing in ------------------------------------------------------------------------------------
+  function showSession() {
+    const session = state.session;
+    ui.operatorName.textContent = session ? session.name : "not signed in";
+    ui.operatorRole.textContent = session ? session.role : "";
+    ui.operatorButton.dataset.set = String(Boolean(session));
+    ui.operatorButton.title = session ? `Signed in as ${session.name} (${session.role}): sign out` : "Sign in";
   }
 
-  function showOperator() {
-    const name = storedOperator();
-    ui.operatorName.textContent = name || "not set";
-    ui.operatorButton.dataset.set = String(Boolean(name));
+  function canAct() {
+    return Boolean(state.session) && state.session.role !== "viewer";
   }
 
-  let pendingOperator = null; // resolves the promise of askOperator()
-
-  function askOperator() {
-    ui.operatorInput.value = storedOperator();
+  function askSignIn(message) {
+    ui.signinError.textContent = message || "";
+    ui.signinError.hidden = !message;
+    ui.signinPassword.value = "";
     if (!ui.dialog.open) ui.dialog.showModal();
-    ui.operatorInput.focus();
-    return new Promise((resolve) => {
-      if (pendingOperator) pendingOperator("");
-      pendingOperator = resolve;
-    });
+    (ui.signinUser.value ? ui.signinPassword : ui.signinUser).focus();
   }
 
-  function settleOperator(name) {
-    if (ui.dialog.open) ui.dialog.close();
-    const resolve = pendingOperator;
-    pendingOperator = null;
-    if (resolve) resolve(name);
+  function signedOut() {
+    if (!state.session && ui.dialog.open) return;
+    state.session = null;
+    if (state.renew) window.clearTimeout(state.renew);
+    state.renew = null;
+    state.generation += 1; // whatever was loading belongs to the former session
+    clearSite();
+    showSession();
+    setLive("offline", "signed out");
+    askSignIn("");
   }
 
-  ui.operatorForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const name = ui.operatorInput.value.trim();
-    if (!name) return;
+  function startSession(session) {
+    state.session = session;
+    showSession();
+    if (state.renew) window.clearTimeout(state.renew);
+    // renew at two thirds of the session's life: the cookie (and the stream) never lapse
+    const left = session.expires_at * 1000 - Date.now();
+    state.renew = window.setTimeout(renewSession, Math.max(5000, (left * 2) / 3));
+  }
+
+  async function renewSession() {
     try {
-      window.localStorage.setItem(OPERATOR_KEY, name);
+      const response = await fetch("auth/session/refresh", { method: "POST", credentials: "same-origin" });
+      if (response.ok) startSession(await response.json());
+      else if (response.status === 401) signedOut();
+      else state.renew = window.setTimeout(renewSession, STREAM_RETRY_MS);
     } catch (_) {
-      /* private mode: the name lasts for this page only */
+      state.renew = window.setTimeout(renewSession, STREAM_RETRY_MS);
     }
-    showOperator();
-    settleOperator(name);
+  }
+
+  ui.signinForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new URLSearchParams({ username: ui.signinUser.value.trim(), password: ui.signinPassword.value });
+    let response = null;
+    let body = null;
+    try {
+      response = await fetch("auth/session", { method: "POST", body: form, credentials: "same-origin" });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      body = { reason: err.message };
+    }
+    if (!response || !response.ok) {
+      const reason = body && body.reason ? body.reason : "no answer";
+      askSignIn(response && response.status === 429 ? reason : `Cannot sign in: ${reason}`);
+      return;
+    }
+    ui.signinPassword.value = "";
+    ui.dialog.close();
+    startSession(body);
+    loadSites();
   });
-  ui.operatorCancel.addEventListener("click", () => settleOperator(""));
-  ui.dialog.addEventListener("cancel", () => settleOperator(""));
-  ui.operatorButton.addEventListener("click", () => askOperator());
+  ui.dialog.addEventListener("cancel", (event) => event.preventDefault()); // nothing to see before
+  ui.operatorButton.addEventListener("click", async () => {
+    if (!state.session) return askSignIn("");
+    await fetch("auth/session", { method: "DELETE", credentials: "same-origin" }).catch(() => null);
+    signedOut();
+  });
+
+  async function start() {
+    showSession();
+    let response = null;
+    if (!/(?:^|;\s*)beffroi_session_open=1/.test(document.cookie)) {
+      // no session cookie: sign in first (asking would only answer 401)
+      setLive("offline", "signed out");
+      askSignIn("");
+      return;
+    }
+    try {
+      response = await fetch("auth/session", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    } catch (_) {
+      response = null;
+    }
+    if (response && response.ok) {
+      startSession(await response.json());
+      loadSites();
+    } else {
+      setLive("offline", "signed out");
+      askSignIn("");
+    }
+  }
 
   async function act(alertId, action) {
     const alert = state.alerts.get(alertId) || state.open.get(alertId);
-    if (!alert || !state.site || state.busy.has(alertId)) return;
-    const operator = storedOperator() || (await askOperator());
-    if (!operator) return;
+    if (!alert || !state.site || state.busy.has(alertId) || !canAct()) return;
     const siteId = state.site.id;
     const generation = state.generation;
     state.busy.add(alertId);
@@ -821,13 +882,15 @@
       response = await fetch(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}/actions`, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ action, operator, expected_status: alert.status }),
+        credentials: "same-origin",
+        body: JSON.stringify({ action, expected_status: alert.status }),
       });
       body = await response.json().catch(() => null);
     } catch (err) {
       body = { reason: err.message };
     }
     state.busy.delete(alertId);
+    if (response && response.status === 401) return signedOut();
     if (generation !== state.generation) return;
     if (response && response.ok) {
       applyCase(body);
@@ -864,7 +927,7 @@
   }
 
   function openStream(siteId, generation) {
-    const source = new EventSource(`sites/${encodeURIComponent(siteId)}/alerts/stream`);
+    const source = new EventSource(`sites/${encodeURIComponent(siteId)}/alerts/stream`, { withCredentials: true });
     state.stream = source;
     source.addEventListener("open", () => {
       if (generation !== state.generation) return;
@@ -877,6 +940,16 @@
         addAlert(JSON.parse(event.data), true);
       } catch (err) {
         console.warn("live map: an alert event did not parse", err);
+      }
+    });
+    source.addEventListener("case", (event) => {
+      // a colleague's action (or this screen's own), an assignment, an escalation: shown at once
+      if (generation !== state.generation) return;
+      try {
+        applyCase(JSON.parse(event.data));
+        scheduleRender();
+      } catch (err) {
+        console.warn("live map: a case event did not parse", err);
       }
     });
     source.addEventListener("error", () => {
@@ -906,6 +979,5 @@
   window.addEventListener("resize", () => map.invalidateSize());
 
   window.beffroiMap = { colours: COLOURS, state: state, map: map };
-  showOperator();
-  loadSites();
+  start();
 })();
