@@ -27,6 +27,7 @@ from beffroi.events import (
     OperatorAction,
     Reading,
 )
+from beffroi.identity import AuditKind, AuditRecord, User
 from beffroi.migrations import check_applied
 from beffroi.sql_dialect import C, Row, SqlDialect, Table
 from beffroi.store import (
@@ -85,6 +86,16 @@ _AUDIT_COLUMNS: Final = ", ".join(AuditEntry.model_fields)
 _AUDIT_INSERT: Final = (
     "INSERT INTO alert_audit (alert_id, at, operator, action, from_status, to_status, comment) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+)
+
+
+_USER_COLUMNS: Final = ", ".join(User.model_fields)
+_USER_INSERT: Final = (
+    f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
+)
+_AUDIT_LOG_COLUMNS: Final = ", ".join(AuditRecord.model_fields)
+_AUDIT_LOG_INSERT: Final = (
+    "INSERT INTO audit_log (at, kind, actor, site_id, target, client, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -376,6 +387,120 @@ class SqlStore(Store, Generic[C]):
 
     def count_dead_letters(self, reason: str | None = None) -> int:
         return self._count("dead_letters", ("reason = ?", reason))
+
+    # -- users and the audit log ------------------------------------------------------------------
+
+    def add_user(self, user: User) -> None:
+        d = self._dialect
+        row = (
+            user.name,
+            user.role.value,
+            d.text_list(user.sites),
+            user.password_hash,
+            user.disabled,
+            d.time(user.created_at),
+        )
+
+        def add(conn: C) -> int:
+            with d.write(conn):
+                return int(d.execute(conn, _USER_INSERT, row).rowcount)
+
+        if self._run("add_user", add) != 1:
+            raise ValueError(f"a user named {user.name!r} exists")
+
+    def _user(self, row: dict[str, Any]) -> User:
+        d = self._dialect
+        row["sites"] = tuple(d.from_text_list(row["sites"]))
+        row["disabled"] = bool(row["disabled"])
+        row["created_at"] = d.from_time(row["created_at"])
+        return User.model_validate(row)
+
+    def get_user(self, name: str) -> User | None:
+        rows = self._fetch("get_user", f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", [nul_free(name)])
+        return self._user(rows[0]) if rows else None
+
+    def list_users(self) -> list[User]:
+        rows = self._fetch("list_users", f"SELECT {_USER_COLUMNS} FROM users ORDER BY name", [])
+        return [self._user(row) for row in rows]
+
+    def set_user_disabled(self, name: str, disabled: bool) -> bool:
+        d = self._dialect
+
+        def update(conn: C) -> int:
+            with d.write(conn):
+                return int(
+                    d.execute(
+                        conn, "UPDATE users SET disabled = ? WHERE name = ?", (disabled, nul_free(name))
+                    ).rowcount
+                )
+
+        return self._run("set_user_disabled", update) == 1
+
+    def set_user_password(self, name: str, password_hash: str) -> bool:
+        d = self._dialect
+
+        def update(conn: C) -> int:
+            with d.write(conn):
+                query = "UPDATE users SET password_hash = ? WHERE name = ?"
+                return int(d.execute(conn, query, (password_hash, nul_free(name))).rowcount)
+
+        return self._run("set_user_password", update) == 1
+
+    def append_audit(self, records: list[AuditRecord]) -> None:
+        if not records:
+            return
+        d = self._dialect
+        rows = [
+            (
+                d.time(r.at),
+                r.kind.value,
+                nul_free(r.actor),
+                r.site_id,
+                None if r.target is None else nul_free(r.target),
+                r.client,
+                nul_free(r.detail),
+            )
+            for r in records
+        ]
+
+        def append(conn: C) -> None:
+            with d.write(conn):
+                cursor = conn.cursor()
+                try:
+                    cursor.executemany(d.sql(_AUDIT_LOG_INSERT), rows)
+                finally:
+                    cursor.close()
+
+        self._run("append_audit", append)
+
+    def list_audit(
+        self,
+        *,
+        sites: frozenset[str] | None = None,
+        kind: AuditKind | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        if sites is not None and not sites:
+            return []
+        where, params = self._filters(
+            (f"site_id IN ({', '.join('?' * len(sites))})", sorted(sites))
+            if sites is not None
+            else ("", None),
+            ("kind = ?", kind),
+            ("actor = ?", actor),
+            ("target = ?", target),
+            ("at >= ?", since),
+        )
+        rows = self._fetch(
+            "list_audit",
+            f"SELECT {_AUDIT_LOG_COLUMNS} FROM audit_log WHERE {where} ORDER BY seq DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        from_time = self._dialect.from_time
+        return [AuditRecord.model_validate({**row, "at": from_time(row["at"])}) for row in rows]
 
 
 def reading_row(

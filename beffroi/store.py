@@ -18,6 +18,9 @@ Contract, shared by both backends and checked by tests/contract/test_store_contr
   the alert already has (acknowledging an acknowledged alert) is refused too, naming who holds it:
   it is a 409 for the API, never a silent success, so an operator learns a colleague got there first.
   Workers' `write_alerts` of a known alert_id leaves status, owner and history untouched.
+- Users and the audit log (`beffroi.identity.IdentityStore`): `add_user` refuses a known name;
+  `append_audit` only appends (the tables refuse UPDATE and DELETE of audit rows); `list_audit` is
+  newest first, filtered by sites, kind, actor, target and time.
 - `migrate()` applies the versioned migrations of `beffroi/migrations/`; it is safe to call at every
   start, from several processes at once. Instances are safe to share between threads.
 """
@@ -44,6 +47,7 @@ from beffroi.events import (
     OperatorAction,
     Reading,
 )
+from beffroi.identity import AuditKind, AuditRecord, User
 
 
 class StoreError(RuntimeError):
@@ -237,6 +241,44 @@ class Store(ABC):
 
     @abstractmethod
     def count_dead_letters(self, reason: str | None = None) -> int: ...
+
+    # -- users and the audit log (beffroi.identity.IdentityStore) ------------------------------------
+
+    @abstractmethod
+    def add_user(self, user: User) -> None:
+        """Raises ValueError when a user of that name exists."""
+
+    @abstractmethod
+    def get_user(self, name: str) -> User | None: ...
+
+    @abstractmethod
+    def list_users(self) -> list[User]:
+        """By name."""
+
+    @abstractmethod
+    def set_user_disabled(self, name: str, disabled: bool) -> bool:
+        """Returns False for an unknown user."""
+
+    @abstractmethod
+    def set_user_password(self, name: str, password_hash: str) -> bool:
+        """Returns False for an unknown user."""
+
+    @abstractmethod
+    def append_audit(self, records: list[AuditRecord]) -> None:
+        """Append records (their `seq` is given by the store), in one transaction."""
+
+    @abstractmethod
+    def list_audit(
+        self,
+        *,
+        sites: frozenset[str] | None = None,
+        kind: AuditKind | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Newest first. `sites` None: every record; else only the records of those sites."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -46,7 +46,6 @@ def serve(port: int, db: Path, key: str, token_path: Path, list_cache_s: float) 
     from beffroi.memory_bus import MemoryBus
     from beffroi.sqlite_store import SqliteStore
     from beffroi.venue import load_venue
-    from tests.fixtures.api import MemoryIdentity
     from tower.runtime import DEMO_VENUE
     from tower.settings import Settings
 
@@ -78,7 +77,7 @@ def serve(port: int, db: Path, key: str, token_path: Path, list_cache_s: float) 
             for i in range(100)
         ]
     )
-    identity = MemoryIdentity()
+    identity = store
     identity.add_user(User(name="vic", role=Role.VIEWER, sites=(SITE,), created_at=datetime.now(UTC)))
     bus = MemoryBus()
     bus.ensure_topics(settings.kafka.partitions())

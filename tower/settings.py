@@ -52,6 +52,7 @@ def write_settings(settings: Settings, path: Path | str) -> Path:
     data = settings.model_dump(mode="json", exclude_none=True, by_alias=True)
     for section, key in (("mqtt", "password"), ("mqtt", "device_secret"), ("postgres", "password")):
         data.get(section, {}).pop(key, None)
+    data.get("api", {}).get("auth", {}).pop("secret_key", None)
     path = Path(path)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import jwt
@@ -15,26 +16,25 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from api.app import create_app
 from api.auth.settings import OidcSettings, SignInLimits
 from beffroi.identity import AuditKind, Role
-from tests.fixtures.api import MemoryIdentity, TestClient, add_user, auth_settings_for_tests, with_auth
+from beffroi.sqlite_store import SqliteStore
+from tests.fixtures.api import TestClient, add_user, auth_settings_for_tests, with_auth
 from tower.settings import Settings
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def identity() -> MemoryIdentity:
-    return MemoryIdentity()
-
-
-def make_client(settings: Settings, demo_venue, identity: MemoryIdentity, tmp_path, **auth) -> TestClient:
-    from beffroi.sqlite_store import SqliteStore
-
-    store = SqliteStore(tmp_path / f"auth-{time.monotonic_ns()}.db")
+def identity(tmp_path) -> Iterator[SqliteStore]:
+    """The store: it keeps the users and the audit log."""
+    store = SqliteStore(tmp_path / "auth.db")
     store.migrate()
+    yield store
+    store.close()
+
+
+def make_client(settings: Settings, demo_venue, identity: SqliteStore, tmp_path, **auth) -> TestClient:
     config = auth_settings_for_tests().model_copy(update=auth)
-    app = create_app(
-        with_auth(settings, config), store=store, venue=demo_venue, live_alerts=False, identity=identity
-    )
+    app = create_app(with_auth(settings, config), store=identity, venue=demo_venue, live_alerts=False)
     return TestClient(app)
 
 

@@ -10,7 +10,7 @@ import pytest
 from api.app import create_app
 from api.page_cache import PageCache
 from beffroi.events import AlertStatus
-from tests.fixtures.api import MemoryIdentity, TestClient, signed_in
+from tests.fixtures.api import TestClient, signed_in
 from tests.fixtures.store import make_alert
 
 
@@ -23,7 +23,6 @@ def cached_client(demo_slice):
         store=demo_slice.store,
         bus=demo_slice.bus,
         venue=demo_slice.venue,
-        identity=MemoryIdentity(),
     )
     with TestClient(app) as client:
         yield signed_in(client)

@@ -12,7 +12,7 @@ from api.app import create_app
 from api.procedures import load_procedures
 from beffroi.identity import AuditKind, Role
 from beffroi.yamlconf import ConfigError
-from tests.fixtures.api import MemoryIdentity, TestClient, sign_in, signed_in
+from tests.fixtures.api import TestClient, sign_in, signed_in
 from tower.runtime import DEMO_VENUE
 
 DEMO_PROCEDURES = Path(DEMO_VENUE).parent / "procedures.yaml"
@@ -58,7 +58,6 @@ def client(demo_slice, tmp_path):
         store=demo_slice.store,
         bus=demo_slice.bus,
         venue=demo_slice.venue,
-        identity=MemoryIdentity(),
     )
     with TestClient(app) as c:
         yield signed_in(c)

@@ -19,6 +19,7 @@ from beffroi.events import (
     OperatorAction,
     Severity,
 )
+from beffroi.identity import AuditKind, AuditRecord, Role, User
 from beffroi.migrations import Dialect, Migration, MigrationError, migrations_for, sqlite_statements
 from beffroi.postgres_store import PostgresStore
 from beffroi.settings import SqliteSettings
@@ -476,6 +477,82 @@ def test_of_two_operators_racing_on_conflicting_actions_exactly_one_wins(open_st
         winning = first if winner == first.operator else second
         assert case.alert.status is LIFECYCLE[NEW, winning.action]
         assert case.owner == winner
+
+
+# -- users and the audit log ------------------------------------------------------------------------
+
+
+def _user(name: str, **fields) -> User:
+    base = {"name": name, "role": Role.OPERATOR, "sites": ("stade-demo", "fan-demo"), "created_at": T_USER}
+    return User(**{**base, "password_hash": "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA", **fields})
+
+
+T_USER = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+
+
+def test_users_are_added_once_read_listed_and_disabled(store: Store):
+    store.add_user(_user("olga"))
+    store.add_user(_user("adam", role=Role.ADMIN, sites=("*",), password_hash=None))
+    with pytest.raises(ValueError, match="a user named 'olga' exists"):
+        store.add_user(_user("olga", role=Role.ADMIN))
+    olga = store.get_user("olga")
+    assert olga == _user("olga", sites=("fan-demo", "stade-demo"))
+    assert store.get_user("nobody") is None
+    assert [(u.name, u.role, u.sites, u.all_sites) for u in store.list_users()] == [
+        ("adam", Role.ADMIN, ("*",), True),
+        ("olga", Role.OPERATOR, ("fan-demo", "stade-demo"), False),
+    ]
+    assert store.set_user_disabled("olga", True) is True
+    assert store.get_user("olga").disabled is True
+    assert store.set_user_disabled("nobody", True) is False
+    assert store.set_user_password("adam", "$argon2id$new") is True
+    assert store.get_user("adam").password_hash == "$argon2id$new"
+    assert store.set_user_password("nobody", "x") is False
+
+
+def test_the_audit_log_is_appended_to_listed_newest_first_and_filtered(store: Store):
+    def record(minute: int, kind: AuditKind, site: str | None, **fields) -> AuditRecord:
+        base = {"at": T_USER + timedelta(minutes=minute), "kind": kind, "actor": "olga", "site_id": site}
+        return AuditRecord(**{**base, **fields})
+
+    store.append_audit(
+        [
+            record(0, AuditKind.SIGN_IN, None, client="10.0.0.7", detail="session cookie"),
+            record(
+                1,
+                AuditKind.ALERT_ACTION,
+                "stade-demo",
+                target="a-1",
+                detail="acknowledge: new -> acknowledged",
+            ),
+            record(2, AuditKind.STEP_DONE, "stade-demo", target="a-1", detail="radio"),
+        ]
+    )
+    store.append_audit([record(3, AuditKind.ALERT_ACTION, "fan-demo", actor="bob", target="a-2")])
+    everything = store.list_audit()
+    assert [r.seq for r in everything] == sorted((r.seq for r in everything), reverse=True)
+    assert [(r.kind, r.site_id) for r in everything] == [
+        (AuditKind.ALERT_ACTION, "fan-demo"),
+        (AuditKind.STEP_DONE, "stade-demo"),
+        (AuditKind.ALERT_ACTION, "stade-demo"),
+        (AuditKind.SIGN_IN, None),
+    ]
+    assert everything[-1].client == "10.0.0.7"
+    assert everything[-1].at == T_USER
+    assert [r.target for r in store.list_audit(sites=frozenset({"stade-demo"}))] == ["a-1", "a-1"]
+    assert store.list_audit(sites=frozenset()) == []
+    assert [r.detail for r in store.list_audit(kind=AuditKind.STEP_DONE, target="a-1")] == ["radio"]
+    assert [r.actor for r in store.list_audit(actor="bob")] == ["bob"]
+    assert len(store.list_audit(since=T_USER + timedelta(minutes=2))) == 2
+    assert len(store.list_audit(limit=1)) == 1
+
+
+def test_the_audit_log_refuses_updates_and_deletes(store: Store, store_settings):
+    store.append_audit([AuditRecord(at=T_USER, kind=AuditKind.SIGN_IN, actor="olga")])
+    for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"):
+            execute_raw(store_settings, statement)
+    assert [r.actor for r in store.list_audit()] == ["olga"]
 
 
 # -- dead letters -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from beffroi.devices import DeviceKind
 from beffroi.events import AlertStatus
 from beffroi.identity import Role
 from beffroi.sqlite_store import SqliteStore
-from tests.fixtures.api import MemoryIdentity, signed_in, with_auth
+from tests.fixtures.api import signed_in, with_auth
 from tower.settings import Settings
 from tower.testing import alert_on_every_reading, reading, tiny_venue
 
@@ -42,7 +42,6 @@ def client(tmp_path):
         store=store,
         venue=tiny_venue({"pb-1": "panic_button"}),
         live_alerts=False,
-        identity=MemoryIdentity(),
     )
     with TestClient(app) as c:
         yield signed_in(c, "viewer", role=Role.VIEWER)

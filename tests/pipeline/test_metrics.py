@@ -15,7 +15,7 @@ from beffroi.devices import DeviceKind
 from beffroi.identity import Role
 from beffroi.settings import MetricsSettings
 from beffroi.sqlite_store import SqliteStore
-from tests.fixtures.api import MemoryIdentity, sign_in, with_auth
+from tests.fixtures.api import sign_in, with_auth
 from tower.settings import Settings
 from tower.testing import alert_on_every_reading, pipeline, tiny_venue
 
@@ -87,7 +87,6 @@ def test_the_api_serves_metrics_with_its_sse_listeners(tmp_path) -> None:
         store=store,
         venue=tiny_venue({"pb-1": "panic_button"}),
         live_alerts=False,
-        identity=MemoryIdentity(),
     )
     with TestClient(app) as client:
         assert client.get("/metrics").status_code == 401, "a scraper signs in too (a viewer's token)"

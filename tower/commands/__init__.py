@@ -15,4 +15,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tower.commands.eval",
     "tower.commands.eval_series",
     "tower.commands.whatif",
+    "tower.commands.users",
 )

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
+from api.auth.passwords import Passwords
 from beffroi import metrics
+from beffroi.identity import AuditKind, AuditRecord, Role, User
 from beffroi.signals import stop_on_signals
+from beffroi.store_factory import make_store
 from tower.scale import Children, scale_out
 from tower.settings import Settings, load_settings
 
@@ -43,6 +50,17 @@ def _handle(args: argparse.Namespace) -> int:
         overrides["venue"] = Path(args.venue)
     elif settings.venue is None and args.demo:
         overrides["venue"] = DEMO_VENUE
+    if settings.api.auth.secret_key is None:
+        if not args.demo:
+            print(
+                "beffroi run: the API signs its tokens with api.auth.secret_key: export "
+                "BEFFROI_API__AUTH__SECRET_KEY (at least 32 random characters)",
+                file=sys.stderr,
+            )
+            return 2
+        # the demo: a key for this run only (sessions end with the run); never one written down
+        auth = settings.api.auth.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(32))})
+        overrides["api"] = settings.api.model_copy(update={"auth": auth})
     settings = settings.model_copy(update=overrides)
     venue = load_venue_for(settings)
     try:
@@ -50,6 +68,7 @@ def _handle(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"beffroi run: {exc}", file=sys.stderr)
         return 2
+    sign_in = demo_administrator(settings) if args.demo else None
 
     runtime = compose(settings, venue=venue, demo=args.demo, demo_rate_hz=args.rate)
     metrics.serve(settings.metrics)
@@ -59,10 +78,48 @@ def _handle(args: argparse.Namespace) -> int:
         children.start()
         try:
             return _serve(
-                runtime, settings=settings, venue=venue, demo=args.demo, done=done, children=children
+                runtime,
+                settings=settings,
+                venue=venue,
+                demo=args.demo,
+                done=done,
+                children=children,
+                sign_in=sign_in,
             )
         finally:
             children.stop()
+
+
+DEMO_ADMIN = "demo-admin"
+
+
+def demo_administrator(settings: Settings) -> str:
+    """Creates (or renews) the demo's administrator with a new one-time password; the line to print."""
+    password = secrets.token_urlsafe(12)
+    hashed = Passwords(settings.api.auth.password_hash).hash(password)
+    with make_store(settings) as store:
+        if not store.set_user_password(DEMO_ADMIN, hashed):
+            user = User(
+                name=DEMO_ADMIN,
+                role=Role.ADMIN,
+                sites=("*",),
+                password_hash=hashed,
+                created_at=datetime.now(UTC),
+            )
+            store.add_user(user)
+        store.append_audit(
+            [
+                AuditRecord(
+                    at=datetime.now(UTC),
+                    kind=AuditKind.USER_ADDED,
+                    actor="beffroi run --demo",
+                    target=DEMO_ADMIN,
+                    client="cli",
+                    detail="demo administrator, new one-time password",
+                )
+            ]
+        )
+    return f"  sign in at the map as {DEMO_ADMIN}, password {password} (this run only)"
 
 
 def _serve(
@@ -73,6 +130,7 @@ def _serve(
     demo: bool,
     done: threading.Event,
     children: Children | None = None,
+    sign_in: str | None = None,
 ) -> int:
     try:
         runtime.start()
@@ -85,8 +143,10 @@ def _serve(
         print(
             f"beffroi running in {settings.mode} mode on venue {venue.id!r}"
             f"{' with the demo sensors' if demo else ''}.\n"
-            f"  curl {base}/sites/{site}/alerts\n"
-            f"  curl -N {base}/sites/{site}/alerts/stream\n"
+            f"  the live map: {base}/map\n"
+            + (f"{sign_in}\n" if sign_in else "")
+            + f"  TOKEN=$(curl -s -d username=NAME -d password=... {base}/auth/token | jq -r .access_token)\n"
+            f'  curl -H "Authorization: Bearer $TOKEN" {base}/sites/{site}/alerts\n'
             f"  curl {base}/health\n"
             "Ctrl-C stops.",
             flush=True,
