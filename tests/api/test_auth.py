@@ -18,7 +18,7 @@ from api.auth.settings import OidcSettings, SignInLimits
 from beffroi.identity import AuditKind, Role
 from beffroi.sqlite_store import SqliteStore
 from tests.fixtures.api import TestClient, add_user, auth_settings_for_tests, with_auth
-from tower.settings import Settings
+from tower.settings import Settings, load_settings, write_settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -244,3 +244,12 @@ def test_tokens_of_the_oidc_issuer_map_claims_to_roles_and_sites(
         assert get("/sites", refused["no role"]).json()["reason"] == (
             "the token's 'roles' claim grants no Beffroi role"
         )
+
+
+def test_the_signing_key_is_never_written_to_a_settings_file(tmp_path):
+    settings = with_auth(Settings())
+    key = settings.api.auth.secret_key.get_secret_value()
+    path = write_settings(settings, tmp_path / "settings.yaml")
+    assert key not in path.read_text()
+    assert "secret_key" not in path.read_text()
+    assert load_settings(path).api.auth.secret_key is None, "children read it from the environment"
