@@ -26,7 +26,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from beffroi import metrics
 from beffroi.bus import Bus, BusError, Record, Subscription
 from beffroi.clock import utcnow
-from beffroi.events import Alert, DeadLetter, DeadLetterReason
+from beffroi.events import Alert, DeadLetter, DeadLetterReason, escape_unprintable
 from beffroi.records import BadRecord, alert_record, dead_letter_id
 from beffroi.store import Store, StoreError
 
@@ -217,18 +217,20 @@ class ConsumerLoop(ABC, Generic[B]):
         for alert in alerts:
             metrics.ALERTS_RAISED.labels(alert.rule).inc()
 
-    def _worker_dead_letter(self, record: Record, exc: BadRecord) -> DeadLetter:
-        """A record that does not decode, kept (original bytes) as a dead letter of stage "worker"."""
+    def _worker_dead_letter(self, record: Record, exc: Exception) -> DeadLetter:
+        """A record that does not decode (whatever the error), kept (original bytes) as a dead letter
+        of stage "worker"; its detail and source are printable text (what a store can hold)."""
         self.stats.bad_records += 1
         metrics.DEAD_LETTERS.labels(self.component, DeadLetterReason.INVALID.value).inc()
         log.warning("%s", exc)
+        detail = str(exc) if isinstance(exc, BadRecord) else f"cannot process: {type(exc).__name__}: {exc}"
         return DeadLetter(
             dead_letter_id=dead_letter_id(
                 f"{record.topic}[{record.partition}]@{record.offset}", record.value
             ),
-            source=record.topic,
+            source=escape_unprintable(record.topic, 1024),
             reason=DeadLetterReason.INVALID,
-            detail=str(exc)[:500],
+            detail=escape_unprintable(detail, 500),
             received_at=utcnow(),
             payload=record.value,
             stage="worker",

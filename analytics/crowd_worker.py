@@ -28,7 +28,7 @@ from analytics.rules.zone import ZoneRule
 from analytics.settings import AnalyticsPlatformSettings
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter
-from beffroi.records import BadRecord, ZoneState, decode_zone_state
+from beffroi.records import ZoneState, decode_zone_state
 from beffroi.store import Store
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class CrowdWorker(ConsumerLoop[CrowdBatch]):
         for record in records:
             try:
                 batch.states.append(decode_zone_state(record))
-            except BadRecord as exc:
+            except Exception as exc:  # whatever a record holds, it never stops the worker
                 batch.dead_letters.append(self._worker_dead_letter(record, exc))
         return batch
 

@@ -28,7 +28,7 @@ from analytics.settings import AnalyticsPlatformSettings
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
 from beffroi.bus import Bus, BusError, Record, Subscription, TopicPartition
 from beffroi.events import Alert
-from beffroi.records import BadRecord, decode_reading, score_record
+from beffroi.records import decode_reading, score_record
 from beffroi.store import Store
 from beffroi.venue import Venue
 
@@ -162,7 +162,7 @@ class DetectWorker(ConsumerLoop[list[TickResult]]):
         for record in records:
             try:
                 r = decode_reading(record)
-            except BadRecord as exc:  # the analytics worker dead-letters it; here it is only skipped
+            except Exception as exc:  # the analytics worker dead-letters it; here it is only skipped
                 self.stats.bad_records += 1
                 log.warning("%s", exc)
                 continue

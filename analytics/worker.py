@@ -25,7 +25,7 @@ from analytics.settings import AnalyticsPlatformSettings
 from beffroi import metrics
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter, Reading
-from beffroi.records import BadRecord, decode_dead_letter, decode_reading
+from beffroi.records import decode_dead_letter, decode_reading
 from beffroi.store import Store
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Worker(ConsumerLoop[Batch]):
                     batch.dead_letters.append(decode_dead_letter(record))
                 else:
                     batch.readings.append(decode_reading(record))
-            except BadRecord as exc:
+            except Exception as exc:  # whatever a record holds, it never stops the worker
                 batch.dead_letters.append(self._worker_dead_letter(record, exc))
         return batch
 

@@ -31,7 +31,15 @@ Headers = tuple[tuple[str, bytes], ...]
 
 
 class BusError(RuntimeError):
-    """A bus operation failed; the message names the topic or group concerned."""
+    """A bus operation failed; the message names the topic or group concerned.
+
+    `permanent` is true when the bus refused a record for what it is (too large, malformed): sending
+    the same record again cannot succeed, while any other failure (an unreachable broker) may pass.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

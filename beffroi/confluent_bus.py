@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 # librdkafka's "no offset": a partition not consumed yet, or a group with no commit for it
 _OFFSET_INVALID: Final = -1001
 
+_RECORD_REFUSED: Final = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+    }
+)
+"""Errors that refuse a record for what it is: sending it again cannot succeed."""
+
+
+def _refuses_record(error: object) -> bool:
+    return isinstance(error, KafkaError) and error.code() in _RECORD_REFUSED
+
 
 class ConfluentBus(Bus):
     def __init__(
@@ -163,7 +176,9 @@ class ConfluentBus(Bus):
                     raise BusError(f"topic {topic!r}: send failed: the producer queue stayed full") from None
                 producer.poll(0.05)
             except KafkaException as exc:
-                raise BusError(f"topic {topic!r}: send failed: {exc.args[0]!r}") from exc
+                raise BusError(
+                    f"topic {topic!r}: send failed: {exc.args[0]!r}", permanent=_refuses_record(exc.args[0])
+                ) from exc
         with self._lock:
             self._sent.setdefault(thread, set()).add(topic)
         producer.poll(0)
@@ -184,7 +199,10 @@ class ConfluentBus(Bus):
             failed = self._failures.pop(thread, [])
         if failed:
             names = sorted({t for t, _ in failed})
-            raise BusError(f"topics {names}: {len(failed)} records not stored: {failed[0][1].str()}")
+            raise BusError(
+                f"topics {names}: {len(failed)} records not stored: {failed[0][1].str()}",
+                permanent=all(_refuses_record(error) for _, error in failed),
+            )
 
     def _get_producer(self) -> Producer:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -15,6 +16,35 @@ from beffroi.clock import ensure_aware
 AwareDatetime = Annotated[datetime, AfterValidator(lambda v: ensure_aware(v))]
 
 _ID_NAMESPACE = uuid.UUID("6f1d2a4e-8b0c-4c55-9a51-0be0f0b3e001")
+
+
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def unprintable_char(text: str) -> str | None:
+    """The first control, format (bidi overrides, zero-width), surrogate or line-separator character
+    of `text`, or None when it holds none (what a sensor string may not carry)."""
+    if text.isprintable():
+        return None
+    for c in text:
+        if unicodedata.category(c) in _UNPRINTABLE_CATEGORIES:
+            return c
+    return None
+
+
+def escape_unprintable(text: str, limit: int | None = None) -> str:
+    """`text` cut to `limit` characters, its unprintable characters written as escapes (\\x00,
+    \\u202e, \\ud800): always valid UTF-8, safe in a Kafka header, a log line or a PostgreSQL text."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit]
+    if unprintable_char(text) is None:
+        return text
+    return "".join(
+        c.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(c) in _UNPRINTABLE_CATEGORIES
+        else c
+        for c in text
+    )
 
 
 class LatLon(BaseModel):

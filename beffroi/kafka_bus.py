@@ -21,13 +21,27 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="(read|open)_text is deprecated", category=DeprecationWarning)
     from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka import TopicPartition as KafkaTopicPartition
-    from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+    from kafka.errors import (
+        CorruptRecordError,
+        InvalidRecordError,
+        KafkaError,
+        MessageSizeTooLargeError,
+        RecordListTooLargeError,
+        TopicAlreadyExistsError,
+        for_code,
+    )
 
 KEY: Final = "kafka-python"
 
 log = logging.getLogger(__name__)
 
 _PRUNE_EVERY = 10_000
+_RECORD_REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError, CorruptRecordError)
+"""Errors that refuse a record for what it is: sending it again cannot succeed."""
+
+
+def _refuses_record(exc: object) -> bool:
+    return isinstance(exc, _RECORD_REFUSED)
 
 
 class KafkaBus(Bus):
@@ -120,7 +134,7 @@ class KafkaBus(Bus):
             future = producer.send(topic, value=value, key=key, headers=list(headers))
         except KafkaError as exc:
             self._discard_if_fatal(producer)
-            raise BusError(f"topic {topic!r}: send failed: {exc!r}") from exc
+            raise BusError(f"topic {topic!r}: send failed: {exc!r}", permanent=_refuses_record(exc)) from exc
         with self._lock:
             unconfirmed = self._unconfirmed.setdefault(threading.get_ident(), [])
             unconfirmed.append((topic, future))
@@ -143,7 +157,10 @@ class KafkaBus(Bus):
         if failed:
             topics = sorted({topic for topic, _ in failed})
             first = failed[0][1].exception
-            raise BusError(f"topics {topics}: {len(failed)} of {len(mine)} records not stored: {first!r}")
+            raise BusError(
+                f"topics {topics}: {len(failed)} of {len(mine)} records not stored: {first!r}",
+                permanent=all(_refuses_record(f.exception) for _, f in failed),
+            )
 
     def subscribe(
         self, group: str, topics: Sequence[str], *, client_id: str | None = None

@@ -2,16 +2,22 @@
 
 - readings: key = device id, value = `Reading` JSON, header `message_id`.
 - alerts: key = site id, value = `Alert` JSON, header `alert_id`.
-- dead letters: key = device id (or the source topic), value = the ORIGINAL bytes exactly,
-  headers `reason`, `detail`, `source`, `received_at` (ISO 8601), `dead_letter_id`, `stage`.
+- dead letters: key = device id (or the source topic), value = the ORIGINAL bytes exactly (only a
+  prefix for an oversized message, see `ingest.validate.make_dead_letter`), headers `reason`,
+  `detail`, `source`, `received_at` (ISO 8601), `dead_letter_id`, `stage`.
 - zone states: key = `site/zone` (or the zone), value = `ZoneState` JSON, header `schema`.
 - scores: key = site id, value = JSON {tick, site_id, streams: {stream: [incident score, fault
   severity]}}, one record per site and tick of the detectors.
+
+Encoders never fail on the text they carry (a lone surrogate is written as an escape); decoders
+raise only `BadRecord`, and what they return is safe to store (no NUL or other control character
+in a reading's strings, finite values).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +34,9 @@ from beffroi.events import (
     DeadLetterReason,
     Reading,
     derived_id,
+    escape_unprintable,
     message_id_for,
+    unprintable_char,
 )
 
 _TOPIC_PREFIX = "dev/"
@@ -79,42 +87,70 @@ def alert_record(topic: str, alert: Alert) -> Outgoing:
     )
 
 
+def _text(value: str) -> bytes:
+    return escape_unprintable(value).encode()
+
+
 def dead_letter_record(topic: str, letter: DeadLetter) -> Outgoing:
     key = device_of_topic(letter.source) or letter.source
     headers: Headers = (
         ("reason", letter.reason.value.encode()),
-        ("detail", letter.detail.encode()),
-        ("source", letter.source.encode()),
+        ("detail", _text(letter.detail)),
+        ("source", _text(letter.source)),
         ("received_at", letter.received_at.isoformat().encode()),
-        ("dead_letter_id", letter.dead_letter_id.encode()),
+        ("dead_letter_id", _text(letter.dead_letter_id)),
         ("stage", letter.stage.encode()),
     )
-    return Outgoing(topic, letter.payload, key.encode(), headers)
+    return Outgoing(topic, letter.payload, _text(key), headers)
 
 
 class BadRecord(ValueError):
     """A record on a topic does not decode as what that topic carries."""
 
 
+def _where(record: Record) -> str:
+    return f"{escape_unprintable(record.topic, 300)}[{record.partition}]@{record.offset}"
+
+
 def decode_reading(record: Record) -> Reading:
+    """The reading a record of the readings topic carries; `BadRecord` for anything a store could not
+    hold (control characters, non-finite values), whoever wrote it."""
     try:
-        return Reading.model_validate_json(record.value)
-    except ValueError as exc:
-        raise BadRecord(f"{record.topic}[{record.partition}]@{record.offset}: not a reading: {exc}") from exc
+        reading = Reading.model_validate_json(record.value)
+        texts = [
+            reading.message_id,
+            reading.device_id,
+            reading.site_id,
+            reading.zone_id or "",
+            reading.stream_id,
+        ]
+        texts += [reading.model, *reading.tags, *reading.value]
+        for text in texts:
+            bad = unprintable_char(text)
+            if bad is not None:
+                raise ValueError(f"a string holds the character U+{ord(bad):04X}")
+        if not all(math.isfinite(v) for v in reading.value.values()):
+            raise ValueError("a value is not finite")
+        return reading
+    except (ValueError, OverflowError) as exc:
+        raise BadRecord(f"{_where(record)}: not a reading: {escape_unprintable(str(exc), 500)}") from exc
 
 
 def decode_alert(record: Record) -> Alert:
     try:
         return Alert.model_validate_json(record.value)
-    except ValueError as exc:
-        raise BadRecord(f"{record.topic}[{record.partition}]@{record.offset}: not an alert: {exc}") from exc
+    except (ValueError, OverflowError) as exc:
+        raise BadRecord(f"{_where(record)}: not an alert: {escape_unprintable(str(exc), 500)}") from exc
 
 
 def decode_dead_letter(record: Record) -> DeadLetter:
     """The dead letter a record of the dead-letter topic carries (its value is the original payload)."""
     try:
-        fields = {name: (record.header(name) or b"").decode() for name in DEAD_LETTER_HEADERS}
-        source = fields["source"] or record.topic
+        fields = {
+            name: escape_unprintable((record.header(name) or b"").decode(errors="backslashreplace"))
+            for name in DEAD_LETTER_HEADERS
+        }
+        source = fields["source"] if record.header("source") is not None else escape_unprintable(record.topic)
         return DeadLetter(
             dead_letter_id=fields["dead_letter_id"] or dead_letter_id(source, record.value),
             source=source,
@@ -124,10 +160,8 @@ def decode_dead_letter(record: Record) -> DeadLetter:
             payload=record.value,
             stage="worker" if fields["stage"] == "worker" else "bridge",
         )
-    except ValueError as exc:
-        raise BadRecord(
-            f"{record.topic}[{record.partition}]@{record.offset}: not a dead letter: {exc}"
-        ) from exc
+    except (ValueError, OverflowError) as exc:
+        raise BadRecord(f"{_where(record)}: not a dead letter: {escape_unprintable(str(exc), 500)}") from exc
 
 
 #: Fruin's levels of service, A (free) to F (crush)

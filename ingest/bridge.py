@@ -3,14 +3,23 @@
 Per batch: validate every message, send readings (keyed by device id) and dead letters (original
 bytes, reason headers), `bus.flush()`, and only THEN acknowledge the batch to its source. When the
 flush fails nothing is acknowledged: the batch is sent again until the bus takes it, and a crash
-in between leaves the messages unacknowledged in the broker, which delivers them again. Bad input
-never stops the bridge; rejections are counted per reason.
+in between leaves the messages unacknowledged in the broker, which delivers them again.
+
+No message can stop the bridge or hold back the ones behind it:
+- a message whose conversion fails for any reason becomes a dead letter (reason `invalid`);
+- a record the bus refuses for what it is (`BusError.permanent`), or that fails alone while the
+  records around it are stored (found by sending the batch one record at a time after
+  `isolate_after` failed attempts), is replaced by a dead letter of its message (payload prefix,
+  size, SHA-256); if the bus refuses that too, the message is kept on disk (`ingest.quarantine`),
+  counted and logged, and acknowledged with the rest.
+Rejections are counted per reason.
 
 Run alone with `python -m tower.processes.bridge --settings FILE` (stack mode: Mosquitto -> Kafka).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -18,18 +27,22 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from beffroi import metrics
 from beffroi.bus import Bus, BusError
 from beffroi.clock import utcnow
-from beffroi.events import DeadLetter
+from beffroi.events import DeadLetter, DeadLetterReason, escape_unprintable
 from beffroi.records import Outgoing, dead_letter_record, reading_record
 from beffroi.venue import PlacedDevice
+from ingest.quarantine import Quarantine, default_state_dir
 from ingest.settings import IngestPlatformSettings
 from ingest.source import Inbound, MessageSource
-from ingest.validate import Limits, validate_message
+from ingest.validate import Limits, make_dead_letter, validate_message
 
 log = logging.getLogger(__name__)
+
+RETRIES_ONCE_UP = 2
 
 
 @dataclass(frozen=True)
@@ -42,27 +55,37 @@ class BridgeConfig:
     linger_s: float = 0.02
     poll_timeout_s: float = 0.2
     retry_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+    flush_timeout_s: float = 30.0
+    isolate_after: int = 3
+    quarantine_dir: Path = field(default_factory=lambda: default_state_dir() / "quarantine")
 
     @classmethod
     def from_settings(cls, settings: IngestPlatformSettings) -> BridgeConfig:
+        ingest = settings.ingest
         return cls(
             readings_topic=settings.kafka.topic("readings"),
             deadletter_topic=settings.kafka.topic("deadletter"),
-            limits=Limits.from_settings(settings.ingest),
+            limits=Limits.from_settings(ingest),
             namespace=settings.mqtt.namespace,
-            batch_size=settings.ingest.batch_size,
-            linger_s=settings.ingest.batch_linger_ms / 1000.0,
+            batch_size=ingest.batch_size,
+            linger_s=ingest.batch_linger_ms / 1000.0,
+            flush_timeout_s=ingest.flush_timeout_s,
+            quarantine_dir=ingest.quarantine_dir or default_state_dir() / "quarantine",
         )
 
 
 @dataclass
 class BridgeStats:
-    """Counters since start: readings forwarded, dead letters per reason, failed flushes."""
+    """Counters since start: readings forwarded, dead letters per reason, records the bus refused
+    (re-sent as dead letters), messages kept on disk, failed flushes."""
 
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    refused: int = 0
+    quarantined: int = 0
     batches: int = 0
     flush_failures: int = 0
+    errors: int = 0
 
     @property
     def dead_lettered(self) -> int:
@@ -72,8 +95,19 @@ class BridgeStats:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.rejected.items())) or "none"
         return (
             f"bridge: {self.accepted} readings forwarded, {self.dead_lettered} dead-lettered ({reasons}), "
+            f"{self.refused} refused by the bus, {self.quarantined} quarantined, "
             f"{self.batches} batches, {self.flush_failures} failed flushes"
         )
+
+
+@dataclass
+class _Item:
+    """One message of a batch and what it became: a reading, a dead letter, or (None) kept on disk."""
+
+    msg: Inbound
+    record: Outgoing | None
+    reason: str | None = None  # the dead letter's reason; None for a reading
+    sensor_ts: datetime | None = None  # a reading's own timestamp (for the latency histogram)
 
 
 class Bridge:
@@ -94,6 +128,7 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.stats = BridgeStats()
+        self.quarantine = Quarantine(config.quarantine_dir)
         self._stop = threading.Event()
         self._in = metrics.MESSAGES_IN.labels("bridge")
         self._out = metrics.MESSAGES_OUT.labels("bridge")
@@ -119,39 +154,55 @@ class Bridge:
         self._in.inc(len(batch))
         self._pending.inc(len(batch))
         try:
-            records, sensor_ts, rejected = self._convert(batch)
-            if not self._deliver(records):
+            now = self.clock()
+            items = [self._convert(msg, now) for msg in batch]
+            if not self._deliver(items):
                 return False
             self.source.ack(batch)
         finally:
             self._pending.dec(len(batch))
-        metrics.observe_latency("bridge", "forwarded", sensor_ts)
+        metrics.observe_latency(
+            "bridge", "forwarded", [i.sensor_ts for i in items if i.sensor_ts is not None]
+        )
         self._out.inc(len(batch))
-        for reason, count in rejected.items():
-            metrics.DEAD_LETTERS.labels("bridge", reason).inc(count)
-        self.stats.accepted += len(sensor_ts)
-        self.stats.rejected.update(rejected)
+        for item in items:
+            if item.record is None:
+                self.stats.quarantined += 1
+            elif item.reason is None:
+                self.stats.accepted += 1
+            else:
+                self.stats.rejected[item.reason] += 1
+                metrics.DEAD_LETTERS.labels("bridge", item.reason).inc()
         self.stats.batches += 1
         return True
 
     def run(self, *, summary_every_s: float = 30.0) -> None:
-        """Process batches until `stop()`; logs a summary of the counters periodically."""
+        """Process batches until `stop()`; logs a summary of the counters periodically. Never raises:
+        an unexpected failure (of the source or the bus) is logged and the batch comes again."""
         next_summary = time.monotonic() + summary_every_s
+        failures = 0
         while not self._stop.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+                failures = 0
+            except Exception:
+                self.stats.errors += 1
+                delay = self._backoff(failures)
+                failures += 1
+                log.exception(
+                    "bridge: a batch failed unexpectedly; nothing acknowledged, retry in %.1fs", delay
+                )
+                self._stop.wait(delay)
             if time.monotonic() >= next_summary:
                 log.info("%s", self.stats.summary())
                 next_summary = time.monotonic() + summary_every_s
         log.info("%s", self.stats.summary())
 
-    def _convert(self, batch: Sequence[Inbound]) -> tuple[list[Outgoing], list[datetime], Counter[str]]:
-        """The records to send, the sensor timestamps of the readings, dead letters per reason."""
+    # -- conversion ------------------------------------------------------------------------------
+
+    def _convert(self, msg: Inbound, now: datetime) -> _Item:
         cfg = self.config
-        now = self.clock()
-        records: list[Outgoing] = []
-        sensor_ts: list[datetime] = []
-        rejected: Counter[str] = Counter()
-        for msg in batch:
+        try:
             result = validate_message(
                 msg.payload,
                 topic=msg.topic,
@@ -161,32 +212,135 @@ class Bridge:
                 namespace=cfg.namespace,
             )
             if isinstance(result, DeadLetter):
-                rejected[result.reason.value] += 1
-                records.append(dead_letter_record(cfg.deadletter_topic, result))
-                log.debug("dead letter from %s: %s (%s)", msg.topic, result.reason.value, result.detail)
-            else:
-                sensor_ts.append(result.ts)
-                records.append(reading_record(cfg.readings_topic, result))
-        return records, sensor_ts, rejected
+                log.debug("dead letter from %s: %s (%s)", result.source, result.reason.value, result.detail)
+                return _Item(msg, dead_letter_record(cfg.deadletter_topic, result), result.reason.value)
+            return _Item(msg, reading_record(cfg.readings_topic, result), sensor_ts=result.ts)
+        except Exception as exc:
+            log.exception("bridge: converting a message from %s failed", escape_unprintable(msg.topic, 200))
+            return self._fallback(msg, f"conversion failed: {type(exc).__name__}: {exc}", now)
 
-    def _deliver(self, records: Sequence[Outgoing]) -> bool:
+    def _fallback(self, msg: Inbound, why: str, now: datetime) -> _Item:
+        """A minimal dead letter (reason `invalid`, at most `deadletter_prefix_bytes` of the payload
+        plus its size and SHA-256), or the disk if even that cannot be built."""
+        limits = self.config.limits
+        try:
+            letter = make_dead_letter(
+                msg.payload,
+                topic=msg.topic,
+                reason=DeadLetterReason.INVALID,
+                detail=why,
+                now=now,
+                limits=limits,
+                cut_above=limits.deadletter_prefix_bytes,
+            )
+            return _Item(msg, dead_letter_record(self.config.deadletter_topic, letter), letter.reason.value)
+        except Exception as exc:
+            return self._keep_on_disk(
+                msg, f"{why}; its dead letter failed too: {type(exc).__name__}: {exc}", now
+            )
+
+    def _keep_on_disk(self, msg: Inbound, why: str, now: datetime) -> _Item:
+        self.quarantine.keep(msg.topic, msg.payload, why=why, now=now)
+        return _Item(msg, None)
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        delays = self.config.retry_backoff_s
+        return delays[min(attempt, len(delays) - 1)]
+
+    def _send(self, records: Sequence[Outgoing]) -> Exception | None:
+        """Send and flush; the failure (of any kind) or None once the bus confirmed every record."""
+        try:
+            for r in records:
+                self.bus.send(r.topic, r.value, key=r.key, headers=r.headers)
+        except Exception as exc:
+            # the records sent before the failure are reported by the next flush: take that verdict
+            # now, so that it is not blamed on the records sent after
+            with contextlib.suppress(Exception):
+                self.bus.flush(timeout=self.config.flush_timeout_s)
+            return exc
+        try:
+            self.bus.flush(timeout=self.config.flush_timeout_s)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _deliver(self, items: list[_Item]) -> bool:
         attempt = 0
         while True:
-            try:
-                for r in records:
-                    self.bus.send(r.topic, r.value, key=r.key, headers=r.headers)
-                self.bus.flush()
+            error = self._send([i.record for i in items if i.record is not None])
+            if error is None:
                 return True
-            except BusError as exc:
-                self.stats.flush_failures += 1
-                metrics.FAILURES.labels("bridge", "send").inc()
-                delay = self.config.retry_backoff_s[min(attempt, len(self.config.retry_backoff_s) - 1)]
-                attempt += 1
-                log.warning(
-                    "bridge: sending a batch of %d records failed (%s); nothing acknowledged, retry in %.1fs",
-                    len(records),
-                    exc,
-                    delay,
-                )
-                if self._stop.wait(delay):
-                    return False
+            self.stats.flush_failures += 1
+            metrics.FAILURES.labels("bridge", "send").inc()
+            isolate = _refused(error) or attempt + 1 >= self.config.isolate_after
+            if isolate and self._isolate(items):
+                return True
+            delay = self._backoff(attempt)
+            attempt += 1
+            log.warning(
+                "bridge: sending a batch of %d records failed (%s); nothing acknowledged, retry in %.1fs",
+                len(items),
+                error,
+                delay,
+            )
+            if self._stop.wait(delay):
+                return False
+
+    def _isolate(self, items: list[_Item]) -> bool:
+        """Send the batch one record at a time, replacing each record the bus will not take (see the
+        module docstring). False, with nothing decided, when the bus looks down: two records failed
+        in a row, neither refused for what it is, before any was stored. Once the bus stored one,
+        a record failing for another reason is tried `RETRIES_ONCE_UP` more times before it is
+        replaced (a producer that restarts after a refusal may fail the next record once)."""
+        stored_any = False
+        suspect: _Item | None = None
+        for item in items:
+            if item.record is None:
+                continue
+            error = self._send_once_up(item.record) if stored_any else self._send([item.record])
+            if error is None:
+                stored_any = True
+                if suspect is not None and suspect.record is not None:  # the bus works: try it again
+                    if (again := self._send_once_up(suspect.record)) is not None:
+                        self._replace(suspect, f"the bus would not store it while it stored others: {again}")
+                    suspect = None
+                continue
+            if _refused(error) or stored_any:
+                self._replace(item, f"the bus refused it: {error}")
+            elif suspect is None:
+                suspect = item
+            else:
+                log.warning("bridge: the bus stores nothing (%s); the batch waits", error)
+                return False
+        if suspect is not None:
+            log.warning("bridge: the only remaining record of the batch could not be stored; the batch waits")
+            return False
+        return True
+
+    def _send_once_up(self, record: Outgoing) -> Exception | None:
+        """Send one record to a bus known to work: retried unless refused for what it is."""
+        error = self._send([record])
+        for attempt in range(RETRIES_ONCE_UP):
+            if error is None or _refused(error) or self._stop.wait(self._backoff(attempt)):
+                break
+            error = self._send([record])
+        return error
+
+    def _replace(self, item: _Item, why: str) -> None:
+        """Re-send `item`'s message as a minimal dead letter; keep it on disk if that fails too."""
+        self.stats.refused += 1
+        now = self.clock()
+        log.error(
+            "bridge: a record from %s was not stored (%s)", escape_unprintable(item.msg.topic, 200), why
+        )
+        replacement = self._fallback(item.msg, f"not stored: {why}", now)
+        if replacement.record is not None and self._send([replacement.record]) is not None:
+            replacement = self._keep_on_disk(item.msg, f"not stored, nor its dead letter: {why}", now)
+        item.record, item.reason, item.sensor_ts = replacement.record, replacement.reason, None
+
+
+def _refused(error: Exception) -> bool:
+    """The bus refused a record for what it is, or the failure came from the record itself."""
+    return not isinstance(error, BusError) or error.permanent

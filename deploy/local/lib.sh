@@ -7,11 +7,18 @@ STATE="${BEFFROI_STATE_DIR:-$HOME/.local/state/beffroi}"
 LOGS="$STATE/logs"
 BEFFROI_PY="${BEFFROI_PY:-$HOME/.cache/beffroi/venv/bin/python}"
 
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-MQTT_PORT=1883
-PG_PORT=5432
-PG_CLUSTER=beffroi
+# ports and cluster name: overridable, so that a second stack (another BEFFROI_STATE_DIR) can run beside
+KAFKA_PORT="${BEFFROI_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${BEFFROI_KAFKA_CONTROLLER_PORT:-9093}"
+MQTT_PORT="${BEFFROI_MQTT_PORT:-1883}"
+PG_PORT="${BEFFROI_PG_PORT:-5432}"
+PG_CLUSTER="${BEFFROI_PG_CLUSTER:-beffroi}"
+
+# Mosquitto: the packet limit follows the ingest limit (settings.ingest.max_payload_bytes + 1024, see
+# MQTT_PACKET_OVERHEAD in beffroi/settings.py); a SIGKILL loses at most AUTOSAVE_INTERVAL changes
+MQTT_MAX_PACKET_SIZE=$((${BEFFROI_INGEST__MAX_PAYLOAD_BYTES:-8192} + 1024))
+MQTT_AUTOSAVE_ON_CHANGES="${BEFFROI_MQTT_AUTOSAVE_ON_CHANGES:-true}"
+MQTT_AUTOSAVE_INTERVAL="${BEFFROI_MQTT_AUTOSAVE_INTERVAL:-1}"
 
 log() { printf '[beffroi %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[beffroi] ERROR: %s\n' "$*" >&2; exit 1; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 from beffroi.bus import BusError
@@ -83,4 +84,7 @@ def test_bad_input_never_stops_the_bridge():
     assert bridge.stats.rejected == {"oversized": 1, "wrong_type": 1, "invalid": 1}
     letters = collect(bus, SETTINGS.kafka.topic("deadletter"))
     assert sorted(r.header("reason") or b"" for r in letters) == [b"invalid", b"oversized", b"wrong_type"]
-    assert {r.value for r in letters} == {b"\x00" * 10_000, b"[]", b"{}"}
+    # an oversized message keeps only its first bytes; the detail names its size and SHA-256
+    assert {r.value for r in letters} == {b"\x00" * 1024, b"[]", b"{}"}
+    [big] = [r for r in letters if r.header("reason") == b"oversized"]
+    assert hashlib.sha256(b"\x00" * 10_000).hexdigest().encode() in (big.header("detail") or b"")
