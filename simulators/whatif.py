@@ -69,7 +69,7 @@ def parse_change(text: str) -> Change:
         raise ChangeError(text, "expected PATH=VALUE (or PATH*=FACTOR, PATH+=AMOUNT, PATH-=AMOUNT)")
     op: Op = "="
     head = text[:eq]
-    if head[-1] in "*+-":
+    if head[-1] in "*+-" and not head.endswith(".*"):
         op = {"*": "*=", "+": "+=", "-": "-="}[head[-1]]  # type: ignore[assignment]
         head = head[:-1]
     path = tuple(head.strip().split("."))
@@ -122,6 +122,9 @@ class _Editor:
             raise ChangeError(ch.text, "the path names the whole venue; name a field in it")
         targets = self._resolve(ch, root, file, path[:-1], prefix)
         leaf = path[-1]
+        if "*" in path[:-1] and ch.op != "=":
+            # scale or shift only the elements that have the field (a plan without `initial` ...)
+            targets = [(n, at) for n, at in targets if not isinstance(n, dict) or leaf in n] or targets
         for node, loc in targets:
             self._set(ch, root, file, node, loc, leaf)
 
@@ -167,6 +170,8 @@ class _Editor:
             for node, at in nodes:
                 shown = ".".join(path[: depth + 1])
                 if isinstance(node, dict):
+                    if seg not in node and "*" in path[:depth]:
+                        continue  # a wildcard's element without this key: not a target
                     if seg not in node:
                         keys = ", ".join(str(k) for k in node) or "none"
                         raise ChangeError(
@@ -182,6 +187,8 @@ class _Editor:
                         ch.text, f"{shown}: {'.'.join(path[:depth]) or 'the root'} is a value, not a section"
                     )
             nodes = nxt
+        if not nodes:
+            raise ChangeError(ch.text, f"{'.'.join(path)}: matches nothing in the scenario")
         return nodes
 
     def _pick(

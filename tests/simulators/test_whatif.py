@@ -55,6 +55,15 @@ def test_more_arrivals_and_a_later_end() -> None:
     assert b.occupancy[0].sum() == pytest.approx(a.occupancy[0].sum() + 3200)
 
 
+def test_wildcards_skip_elements_without_the_field() -> None:
+    sc = load_scenario(WHATIF)  # its one plan has moves but no arrivals
+    more = apply_changes(sc, ["crowd.*.moves.*.fraction*=0.5", "crowd.*.initial=removed"])
+    assert more.spec.crowd[0].moves[0].fraction == pytest.approx(0.495)
+    assert more.spec.crowd[0].initial == {}
+    with pytest.raises(ChangeError, match=r"crowd\.\*\.arrivals\.\*: matches nothing"):
+        apply_changes(sc, ["crowd.*.arrivals.*.count*=1.2"])
+
+
 def test_deterministic() -> None:
     sc = apply_changes(load_scenario(WHATIF), [f"{SITE}.entry-north=closed"])
     a, b = run_crowd(sc), run_crowd(sc)
