@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("bench_simulator", "bench_detectors", "bench_store", "bench_slice", "bench_vision")
+BENCHES = ("bench_simulator", "bench_detectors", "bench_store", "bench_slice", "bench_vision", "bench_count")
 
 
 def main(argv: list[str]) -> int:

@@ -9,6 +9,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tower.commands.mqtt_provision",
     "tower.commands.detect",
     "tower.commands.count",
+    "tower.commands.eval_count",
     "tower.commands.train_detector",
     "tower.commands.train_density",
     "tower.commands.train",

@@ -1,7 +1,11 @@
-"""`beffroi count VIDEO --backend NAME --out counts.csv`: people per frame of a video file.
+"""`beffroi count VIDEO --out counts.csv [--backend NAME]`: people per frame of a video file.
 
-The detectors (OpenCV, torch, ultralytics) are imported when the command runs, not when the CLI
-starts."""
+With no `--backend`, the default choice (`auto`, `analytics.vision.framecount`): the head density
+model trained on real footage, boxes only where a configured detector does better, and causal
+smoothing over the frames before (never after). `hog` and `yolo` count person boxes (`yolo` needs
+`--weights`); `density` and `density-sim` sum a density map without smoothing.
+
+The models (OpenCV, torch, ultralytics) are imported when the command runs, not when the CLI starts."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from beffroi.images import Image
+    from analytics.vision.framecount import FrameCounter
+
+COUNT_BACKENDS = ("auto", "density", "density-sim", "hog", "yolo")
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,12 +41,20 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
-def count_video(video: Path, out: Path, *, config: dict[str, Any], batch: int = 8) -> int:
-    """Write `frame_index,count` for every frame of `video`; returns the number of frames."""
+def _counter(args: argparse.Namespace) -> FrameCounter:
     from analytics.vision.detectors.registry import create_detector
+    from analytics.vision.framecount import DetectorCounter, make_counter
+
+    if args.backend in ("hog", "yolo"):
+        return DetectorCounter(create_detector(_config(args)), name=args.backend)
+    weights = Path(args.weights) if args.weights else None
+    return make_counter(args.backend, device=args.device, sequence=True, density_weights=weights)
+
+
+def count_video(video: Path, out: Path, *, counter: FrameCounter, batch: int = 8) -> int:
+    """Write `frame_index,count` for every frame of `video`; returns the number of frames."""
     from ingest.video.source import file_frames
 
-    detector = create_detector(config)
     frames = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as fh:
@@ -48,33 +63,31 @@ def count_video(video: Path, out: Path, *, config: dict[str, Any], batch: int = 
         pending: list[tuple[int, Image]] = []
 
         def drain() -> None:
-            dets = detector.detect([img for _, img in pending])
-            for (i, _), d in zip(pending, dets, strict=True):
-                writer.writerow([i, len(d)])
+            counts = counter.count([img for _, img in pending])
+            for (i, _), c in zip(pending, counts, strict=True):
+                writer.writerow([i, f"{c:.2f}" if isinstance(c, float) and not c.is_integer() else int(c)])
             pending.clear()
 
         for index, image in file_frames(str(video)):
             pending.append((index, image))
             frames += 1
-            if len(pending) >= (batch if detector.batched else 1):
+            if len(pending) >= batch:
                 drain()
         if pending:
             drain()
-    detector.close()
+    counter.close()
     return frames
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from analytics.vision.detectors.registry import PLUGINS
-
-    if args.backend not in PLUGINS:
+    if args.backend not in COUNT_BACKENDS:
         print(
-            f"beffroi count: unknown backend {args.backend!r} (choose from {', '.join(sorted(PLUGINS))})",
+            f"beffroi count: unknown backend {args.backend!r} (choose from {', '.join(COUNT_BACKENDS)})",
             file=sys.stderr,
         )
         return 2
     try:
-        n = count_video(Path(args.video), Path(args.out), config=_config(args), batch=args.batch)
+        n = count_video(Path(args.video), Path(args.out), counter=_counter(args), batch=args.batch)
     except (OSError, ValueError) as exc:
         print(f"beffroi count: {exc}", file=sys.stderr)
         return 1
@@ -87,14 +100,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("video", metavar="VIDEO")
     p.add_argument(
         "--backend",
-        default="hog",
-        help="person detector plugin: hog (default; OpenCV's, offline) or yolo (needs --weights)",
+        default="auto",
+        help="auto (default: the best measured choice), density, density-sim, hog, or yolo (needs --weights)",
     )
     p.add_argument("--out", required=True, help="CSV file to write: frame_index,count")
-    p.add_argument("--weights", help="weights file for --backend yolo")
+    p.add_argument(
+        "--weights", help="weights file for --backend yolo, or head-density weights for auto/density"
+    )
     p.add_argument("--imgsz", type=int, help="yolo: network input size (long side)")
     p.add_argument("--conf", type=float, help="minimum detection score")
     p.add_argument("--upscale", type=float, help="hog: enlarge frames to find smaller people")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--batch", type=int, default=8, help="frames per detector call (batched backends)")
+    p.add_argument("--batch", type=int, default=8, help="frames per model call")
     p.set_defaults(handler=_handle)

@@ -1,4 +1,9 @@
-"""`beffroi train-density --frames DIR --out density.pt`: train the crowd density-map model.
+"""`beffroi train-density --out density.pt (--frames DIR | --real DIR)...`: train the density-map model.
+
+`--frames` are simulator datasets (images/, truth.jsonl); `--real` are annotated datasets in the
+shared format (`../shared/data/<set>`), of which only the train split is read
+(`analytics.vision.realdata`). With `--real`, the model learns heads on real and simulator frames
+mixed (`analytics.vision.training.density_mix`); with `--frames` alone, the simulator-only trainer.
 
 torch is imported when the command runs, not when the CLI starts."""
 
@@ -9,18 +14,81 @@ import sys
 from pathlib import Path
 
 
-def _handle(args: argparse.Namespace) -> int:
+def _weights(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise SystemExit(
+                f"beffroi train-density: --source-weight wants NAME=NUMBER, got {item!r}"
+            ) from None
+    return out
+
+
+def _synthesize(args: argparse.Namespace) -> None:
+    from simulators.camera.dataset import DatasetSpec, write_dataset
+
+    frames = Path(args.frames[0])
+    n = write_dataset(
+        frames,
+        DatasetSpec(
+            clips=args.synthesize,
+            seed=args.seed,
+            min_density=0.5 if not args.real else 0.05,
+            max_density=args.max_density,
+            varied=bool(args.real),
+        ),
+    )
+    print(f"{frames}: rendered {n} frames")
+
+
+def _mix(args: argparse.Namespace) -> int:
+    from analytics.vision.training.density_mix import (
+        MixTraining,
+        PointSample,
+        real_samples,
+        sample_counts,
+        simulator_samples,
+        train_mix,
+    )
+
+    samples: list[PointSample] = []
+    for root in args.real:
+        samples += real_samples(Path(root), "train")
+    for root in args.frames:
+        samples += simulator_samples(Path(root), anchor="head")
+    spec = MixTraining(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        width=args.width,
+        dilated=args.dilated,
+        seed=args.seed,
+        threads=args.threads,
+        init=Path(args.init) if args.init else None,
+        resume=args.resume,
+        weights=_weights(args.source_weight),
+    )
+    counts = sample_counts(samples)
+    print(f"training on {counts} (train splits only)", flush=True)
+
+    def progress(epoch: int, loss: float, metrics: dict[str, float]) -> None:
+        shown = " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+        print(f"epoch {epoch}/{spec.epochs} {shown}", flush=True)
+
+    describe = {"trained_on": counts, "real": [str(r) for r in args.real], "frames": list(args.frames)}
+    metrics = train_mix(samples, Path(args.out), spec, anchor="head", describe=describe, progress=progress)
+    print(f"weights written to {args.out} ({metrics})")
+    return 0
+
+
+def _simulator_only(args: argparse.Namespace) -> int:
     from analytics.vision.training.density import DensityTraining, train_density
 
-    frames = Path(args.frames)
-    if args.synthesize:
-        from simulators.camera.dataset import DatasetSpec, write_dataset
-
-        n = write_dataset(
-            frames,
-            DatasetSpec(clips=args.synthesize, seed=args.seed, min_density=0.5, max_density=args.max_density),
-        )
-        print(f"{frames}: rendered {n} frames")
     spec = DensityTraining(
         init=Path(args.init) if args.init else None,
         epochs=args.epochs,
@@ -35,24 +103,59 @@ def _handle(args: argparse.Namespace) -> int:
         shown = " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
         print(f"epoch {epoch}/{spec.epochs} loss={loss:.4f} {shown}", flush=True)
 
-    try:
-        metrics = train_density(frames, Path(args.out), spec, progress=progress)
-    except (OSError, ValueError) as exc:
-        print(f"beffroi train-density: {exc}", file=sys.stderr)
-        return 1
+    metrics = train_density(Path(args.frames[0]), Path(args.out), spec, progress=progress)
     print(f"weights written to {args.out} ({metrics})")
     return 0
 
 
+def _handle(args: argparse.Namespace) -> int:
+    if not args.frames and not args.real:
+        print(
+            "beffroi train-density: give --frames DIR (simulator) and/or --real DIR (annotated)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.real and len(args.frames) > 1:
+        print("beffroi train-density: without --real, one --frames directory", file=sys.stderr)
+        return 2
+    try:
+        if args.synthesize:
+            if not args.frames:
+                print("beffroi train-density: --synthesize renders into --frames DIR", file=sys.stderr)
+                return 2
+            _synthesize(args)
+        return _mix(args) if args.real else _simulator_only(args)
+    except (OSError, ValueError) as exc:
+        print(f"beffroi train-density: {exc}", file=sys.stderr)
+        return 1
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("train-density", help="train the crowd density-map model on simulator frames")
+    p = sub.add_parser("train-density", help="train the crowd density-map model (simulator and real frames)")
     p.add_argument(
-        "--frames", required=True, help="dataset directory (images/, truth.jsonl) from the simulator"
+        "--frames", action="append", default=[], help="simulator dataset directory (images/, truth.jsonl)"
+    )
+    p.add_argument(
+        "--real",
+        action="append",
+        default=[],
+        help="annotated dataset in the shared format (counts.csv, heads.csv): its train split is used",
     )
     p.add_argument("--out", required=True, help="weights file to write")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--width", type=int, default=32, help="channels of the first stage")
+    p.add_argument("--dilated", type=int, default=4, help="with --real: dilated layers in the back end")
+    p.add_argument("--steps-per-epoch", type=int, default=100, help="with --real: batches per epoch")
+    p.add_argument("--crop", type=int, default=256, help="with --real: training crop side (pixels)")
+    p.add_argument(
+        "--source-weight",
+        action="append",
+        default=[],
+        metavar="NAME=W",
+        help="with --real: sampling weight of a source (dataset directory name, or 'simulator')",
+    )
+    p.add_argument("--resume", action="store_true", help="with --real: continue from OUT.ckpt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="weights to fine-tune instead of starting from scratch")
     p.add_argument("--lr", type=float, default=2e-3)

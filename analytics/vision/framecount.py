@@ -1,0 +1,196 @@
+"""Whole-frame people counters behind one seam, for `beffroi count` and `beffroi eval-count`.
+
+A `FrameCounter` takes frames and returns one count per frame. Backends:
+- `hog`, `yolo`: the number of person boxes (the detector plugins);
+- `density-sim`: the sum of the simulator-trained density map (`weights/density.pt`);
+- `density`: the sum of the head density map trained on real footage (`weights/density-heads.pt`);
+- `auto` (the default): per region, boxes where the measured density is sparse and a detector is
+  configured, the density map elsewhere (`RegionChoice`), then causal smoothing for video.
+
+`CausalSmoother` smooths a fixed camera's counts with the frames before only (never after), so
+that a person hidden for one frame is not lost and a count does not wait for the future.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.vision.density.model import DensityEstimator, DensityMap
+from analytics.vision.detectors.base import Detections, Image, PersonDetector
+
+#: the committed models (weights/README.md): trained by our commands, never downloaded
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+HEAD_WEIGHTS = WEIGHTS / "density-heads.pt"
+BACKENDS = ("auto", "density", "density-sim", "hog", "yolo")
+DEFAULT_BACKEND = "auto"
+
+
+class FrameCounter(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def count(self, images: Sequence[Image]) -> list[float]:
+        """People in each frame."""
+
+    def reset(self) -> None:  # noqa: B027 - optional hook
+        """Forget the past (a new video, or stills that are not a sequence)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the models."""
+
+
+@dataclass
+class DetectorCounter(FrameCounter):
+    detector: PersonDetector
+    min_score: float = 0.0
+    name: str = "detector"
+
+    def count(self, images: Sequence[Image]) -> list[float]:
+        return [float(len(d.above(self.min_score))) for d in self.detector.detect(images)]
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+@dataclass
+class DensityCounter(FrameCounter):
+    estimator: DensityEstimator
+    name: str = "density"
+
+    def count(self, images: Sequence[Image]) -> list[float]:
+        return [float(m.sum()) for m in self.estimator.estimate(images)]
+
+
+@dataclass(frozen=True)
+class RegionChoice:
+    """Boxes or density, tile by tile, from the density the map measures there.
+
+    A tile (`tile` pixels square) whose density-map count is under `sparse_below` persons per
+    (`tile` px)² is sparse: a detector's boxes (their head point) count it, when a detector is
+    given; elsewhere the map's own sum counts it."""
+
+    tile: int = 64
+    sparse_below: float = 1.0
+    min_score: float = 0.5
+
+    def combine(self, density: DensityMap, detections: Detections | None, *, stride: int = 8) -> float:
+        if detections is None:
+            return float(density.sum())
+        cells = self.tile // stride
+        gh, gw = density.shape
+        th, tw = -(-gh // cells), -(-gw // cells)
+        pad = np.zeros((th * cells, tw * cells), np.float64)
+        pad[:gh, :gw] = density
+        per_tile = pad.reshape(th, cells, tw, cells).sum(axis=(1, 3))
+        det = detections.above(self.min_score)
+        b = det.boxes
+        heads = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1] + 0.08 * (b[:, 3] - b[:, 1])])
+        ti = np.clip((heads[:, 1] // self.tile).astype(int), 0, th - 1)
+        tj = np.clip((heads[:, 0] // self.tile).astype(int), 0, tw - 1)
+        boxes = np.zeros((th, tw))
+        np.add.at(boxes, (ti, tj), 1.0)
+        sparse = per_tile < self.sparse_below
+        return float(np.where(sparse, boxes, per_tile).sum())
+
+
+@dataclass
+class RegionCounter(FrameCounter):
+    estimator: DensityEstimator
+    detector: PersonDetector | None = None
+    choice: RegionChoice = RegionChoice()
+    name: str = "auto"
+
+    def count(self, images: Sequence[Image]) -> list[float]:
+        maps = self.estimator.estimate(images)
+        if self.detector is None:
+            return [float(m.sum()) for m in maps]
+        dets = self.detector.detect(images)
+        return [self.choice.combine(m, d) for m, d in zip(maps, dets, strict=True)]
+
+    def close(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+
+
+class CausalSmoother:
+    """Exponential smoothing of a count over the frames before (and the current one), never after.
+
+    `alpha` is the weight of the current frame; a jump larger than `reset_above` (relative) is taken
+    at once, so that a real change in the crowd is not lagged."""
+
+    def __init__(self, *, alpha: float = 0.5, reset_above: float = 0.5) -> None:
+        if not 0 < alpha <= 1:
+            raise ValueError(f"smoothing alpha {alpha} outside (0, 1]")
+        self.alpha = alpha
+        self.reset_above = reset_above
+        self._state: float | None = None
+
+    def update(self, value: float) -> float:
+        s = self._state
+        if s is None or abs(value - s) > self.reset_above * max(s, 4.0):
+            self._state = value
+        else:
+            self._state = self.alpha * value + (1 - self.alpha) * s
+        return self._state
+
+    def reset(self) -> None:
+        self._state = None
+
+
+@dataclass
+class SmoothedCounter(FrameCounter):
+    inner: FrameCounter
+    smoother: CausalSmoother
+
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
+
+    def count(self, images: Sequence[Image]) -> list[float]:
+        return [self.smoother.update(c) for c in self.inner.count(images)]
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self.smoother.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def make_counter(
+    backend: str,
+    *,
+    device: str = "cpu",
+    sequence: bool = False,
+    density_weights: Path | None = None,
+    detector: dict[str, Any] | None = None,
+) -> FrameCounter:
+    """A counter by backend name (`BACKENDS`); `sequence` adds causal smoothing to `auto`."""
+    from analytics.vision.detectors.registry import create_detector
+
+    dev: Any = device
+    if backend == "hog":
+        return DetectorCounter(create_detector({"type": "hog"}), name="hog")
+    if backend == "yolo":
+        cfg = {"type": "yolo", "weights": WEIGHTS / "person-320.pt", "imgsz": 320, "device": device}
+        return DetectorCounter(create_detector(cfg), min_score=0.35, name="yolo")
+    if backend == "density-sim":
+        return DensityCounter(DensityEstimator(WEIGHTS / "density.pt", device=dev), name="density-sim")
+    est = DensityEstimator(density_weights or HEAD_WEIGHTS, device=dev)
+    if backend == "density":
+        return DensityCounter(est, name="density")
+    if backend == "auto":
+        det = create_detector(detector) if detector else None
+        counter: FrameCounter = RegionCounter(est, det)
+        return SmoothedCounter(counter, CausalSmoother()) if sequence else counter
+    raise ValueError(f"unknown counting backend {backend!r} (choose from {', '.join(BACKENDS)})")
+
+
+def counts_array(values: Sequence[float]) -> npt.NDArray[np.float64]:
+    return np.asarray(values, dtype=np.float64)
