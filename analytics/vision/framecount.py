@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from analytics.vision.density.model import DensityEstimator, DensityMap
 from analytics.vision.detectors.base import Detections, Image, PersonDetector
+from analytics.vision.scale import PersonScale
 
 #: the committed models (weights/README.md): trained by our commands, never downloaded
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -192,5 +192,19 @@ def make_counter(
     raise ValueError(f"unknown counting backend {backend!r} (choose from {', '.join(BACKENDS)})")
 
 
-def counts_array(values: Sequence[float]) -> npt.NDArray[np.float64]:
-    return np.asarray(values, dtype=np.float64)
+def hog_for_footage(
+    frames: Sequence[Image], *, min_score: float = 0.0
+) -> tuple[DetectorCounter, PersonScale | None]:
+    """HOG with its upscale set from the footage: a person scale estimated from boxes found on
+    `frames` at native size, and enough enlargement for the median person of the lower 60% of
+    the frame to fill HOG's window. Without enough boxes, native size (and no scale)."""
+    from analytics.vision.detectors.plugins.hog import HogConfig, HogDetector
+
+    probe = HogDetector(HogConfig())
+    try:
+        scale = PersonScale.from_detections(probe.detect(frames), min_score=0.5)
+    except ValueError:
+        return DetectorCounter(probe, min_score=min_score, name="hog"), None
+    h = frames[0].shape[0]
+    upscale = scale.detector_upscale(list(np.linspace(0.4 * h, h, 8)))
+    return DetectorCounter(HogDetector(HogConfig(upscale=upscale)), min_score=min_score, name="hog"), scale

@@ -205,3 +205,59 @@ def test_region_choice_counts_boxes_where_sparse_and_density_where_dense():
     choice = RegionChoice(tile=64, sparse_below=1.0)
     assert choice.combine(density, det) == pytest.approx(6.0 + 2.0)
     assert choice.combine(density, None) == pytest.approx(6.5)
+
+
+def test_person_scale_from_a_calibrated_camera_matches_projected_people():
+    from analytics.vision.geometry import PinholeCamera
+    from analytics.vision.scale import PersonScale
+
+    cam = PinholeCamera(x=0, y=0, height_m=8.0, heading_deg=0, tilt_deg=35, fov_deg=60, width=640, height=480)
+    scale = PersonScale.from_camera(cam)
+    for y in (12.0, 18.0, 30.0):
+        for x in (-3.0, 0.0, 3.0):
+            (foot,), _ = cam.project([[x, y, 0.0]])
+            (head,), _ = cam.project([[x, y, 1.7]])
+            if 0 <= foot[1] < 480:
+                assert scale.height_px([foot[1]])[0] == pytest.approx(foot[1] - head[1], rel=0.08)
+    near, far = scale.height_px([470.0, 200.0])
+    assert near > far
+    assert scale.detector_upscale([200.0]) > scale.detector_upscale([470.0]) >= 1.0
+    sig = scale.head_sigmas(np.array([[320.0, 150.0], [320.0, 400.0]]))
+    assert sig[1] > sig[0]
+
+
+def test_person_scale_is_estimated_from_boxes_despite_outliers():
+    from analytics.vision.scale import PersonScale
+
+    rng = np.random.default_rng(3)
+    feet = rng.uniform(150, 470, 60)
+    heights = 0.4 * feet - 20 + rng.normal(0, 2, 60)
+    heights[:8] = rng.uniform(5, 300, 8)  # false boxes
+    boxes = np.column_stack([np.zeros(60), feet - heights, np.full(60, 20.0), feet])
+    frames = [Detections(boxes=boxes[i::3], scores=np.ones(len(boxes[i::3]))) for i in range(3)]
+    scale = PersonScale.from_detections(frames)
+    assert scale.slope == pytest.approx(0.4, abs=0.05)
+    assert scale.height_px([400.0])[0] == pytest.approx(140.0, rel=0.06)
+    with pytest.raises(ValueError, match="too few"):
+        PersonScale.from_detections([Detections.empty()])
+
+
+def test_train_density_on_real_format_data_writes_head_weights_and_resumes(tmp_path, tiny_dataset):
+    import torch
+
+    from analytics.vision.density.model import DensityEstimator
+
+    root = _write_dataset(tmp_path / "seq", [2, 3, 4, 5, 6, 7, 8, 9], [2, 3, 4, 5, 6, 7, 8, 9])
+    out = tmp_path / "heads.pt"
+    args = ["train-density", "--real", str(root), "--frames", str(tiny_dataset), "--out", str(out)]
+    args += ["--epochs", "2", "--steps-per-epoch", "2", "--batch", "2", "--crop", "64", "--width", "8"]
+    args += ["--dilated", "1", "--threads", "1"]
+    assert main(args) == 0
+    blob = torch.load(out, weights_only=True)
+    assert blob["meta"]["anchor"] == "head"
+    assert blob["meta"]["trained_on"] == {"seq": 6, "simulator": 8}  # train split: frames 1-6
+    assert blob["meta"]["epochs_done"] == 2
+    assert main([*args[:-2], "--epochs", "3", "--resume", "--threads", "1"]) == 0
+    assert torch.load(out, weights_only=True)["meta"]["epochs_done"] == 3
+    (m,) = DensityEstimator(out, device="cpu").estimate([np.zeros((96, 128, 3), np.uint8)])
+    assert m.shape == (12, 16)

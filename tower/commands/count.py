@@ -35,7 +35,12 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         cfg["device"] = args.device
     elif args.backend == "hog":
         if args.upscale is not None:
-            cfg["upscale"] = args.upscale
+            try:
+                cfg["upscale"] = float(args.upscale)
+            except ValueError:
+                raise SystemExit(
+                    f"beffroi count: --upscale wants a number or 'auto', got {args.upscale!r}"
+                ) from None
         if args.conf is not None:
             cfg["min_score"] = args.conf
     return cfg
@@ -43,8 +48,20 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _counter(args: argparse.Namespace) -> FrameCounter:
     from analytics.vision.detectors.registry import create_detector
-    from analytics.vision.framecount import DetectorCounter, make_counter
+    from analytics.vision.framecount import DetectorCounter, hog_for_footage, make_counter
 
+    if args.backend == "hog" and args.upscale == "auto":
+        from ingest.video.source import file_frames
+
+        first = [img for _, img in zip(range(8), (f for _, f in file_frames(str(args.video))), strict=False)]
+        counter, scale = hog_for_footage(first)
+        shown = (
+            f"person height {scale.height_px([first[0].shape[0]])[0]:.0f} px at the bottom"
+            if scale
+            else "none"
+        )
+        print(f"scale from the footage: {shown}", file=sys.stderr)
+        return counter
     if args.backend in ("hog", "yolo"):
         return DetectorCounter(create_detector(_config(args)), name=args.backend)
     weights = Path(args.weights) if args.weights else None
@@ -109,7 +126,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--imgsz", type=int, help="yolo: network input size (long side)")
     p.add_argument("--conf", type=float, help="minimum detection score")
-    p.add_argument("--upscale", type=float, help="hog: enlarge frames to find smaller people")
+    p.add_argument(
+        "--upscale", help="hog: enlarge frames to find smaller people (a factor, or 'auto': from the footage)"
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--batch", type=int, default=8, help="frames per model call")
     p.set_defaults(handler=_handle)
