@@ -2,8 +2,9 @@
 
 A dataset directory holds `counts.csv` and `heads.csv`, keyed by one of two columns:
 - `frame`: a frame sequence from a fixed camera, 1-based, in `frames/` (sorted image files) or in
-  the one video file of the directory; optional `perspective.csv` (pixels per metre-like scale per
-  pixel, as the Mall dataset gives it);
+  the one video file of the directory; optional `perspective.csv` (a per-pixel perspective map,
+  as the Mall dataset gives it) and `roi_mask.png` (the counting region: heads are annotated inside
+  it only, so frames are counted with the rest blacked out);
 - `image`: still photos, by file name, in `images/`.
 
 Splits (deterministic, written here once, used by training and by `eval-count` alike):
@@ -57,6 +58,7 @@ class RealDataset:
     items: list[Item]
     video: Path | None = None
     perspective: FloatArray | None = field(default=None, repr=False)
+    roi: npt.NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -161,7 +163,11 @@ def load_dataset(root: Path | str) -> RealDataset:
     pfile = root / "perspective.csv"
     if pfile.is_file():
         perspective = np.loadtxt(pfile, delimiter=",", dtype=np.float64, ndmin=2)
-    return RealDataset(root=root, kind=kind, items=items, video=video, perspective=perspective)
+    roi = None
+    rfile = root / "roi_mask.png"
+    if rfile.is_file():
+        roi = read_image(rfile)[..., 0] > 0
+    return RealDataset(root=root, kind=kind, items=items, video=video, perspective=perspective, roi=roi)
 
 
 def read_image(path: Path) -> npt.NDArray[np.uint8]:
@@ -175,7 +181,15 @@ def read_image(path: Path) -> npt.NDArray[np.uint8]:
 
 
 def iter_images(ds: RealDataset, items: list[Item]) -> Iterator[tuple[Item, npt.NDArray[np.uint8]]]:
-    """Decode the frames of `items` in order (a dataset's video is read once, front to back)."""
+    """Decode the frames of `items` in order (a dataset's video is read once, front to back), black
+    outside the dataset's counting region when it has one."""
+    for it, img in _decode(ds, items):
+        if ds.roi is not None and ds.roi.shape == img.shape[:2]:
+            img[~ds.roi] = 0
+        yield it, img
+
+
+def _decode(ds: RealDataset, items: list[Item]) -> Iterator[tuple[Item, npt.NDArray[np.uint8]]]:
     if ds.video is None:
         for it in items:
             assert it.path is not None

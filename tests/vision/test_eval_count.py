@@ -261,3 +261,17 @@ def test_train_density_on_real_format_data_writes_head_weights_and_resumes(tmp_p
     assert torch.load(out, weights_only=True)["meta"]["epochs_done"] == 3
     (m,) = DensityEstimator(out, device="cpu").estimate([np.zeros((96, 128, 3), np.uint8)])
     assert m.shape == (12, 16)
+
+
+def test_count_with_no_flag_uses_the_default_choice(sim_video, tmp_path, capsys):
+    video, _ = sim_video
+    out = tmp_path / "counts.csv"
+    assert main(["count", str(video), "--out", str(out)]) == 0
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0] == ["frame_index", "count"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(20))
+    assert all(float(r[1]) >= 0 for r in rows[1:])
+    hog = tmp_path / "hog.csv"
+    assert main(["count", str(video), "--backend", "hog", "--upscale", "auto", "--out", str(hog)]) == 0
+    assert "scale from the footage" in capsys.readouterr().err
+    assert len(hog.read_text().splitlines()) == 21
