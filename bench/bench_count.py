@@ -42,6 +42,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data", type=Path, default=shared_data_root())
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument(
+        "--split", choices=["val", "train"], default="val", help="train: for choices, never figures"
+    )
     ap.add_argument("--limit", type=int, help="first N validation frames per set (quick runs)")
     ap.add_argument("--out", type=Path, default=Path("var/bench-count"))
     ap.add_argument("--threads", type=int, default=1)
@@ -62,12 +65,12 @@ def main(argv: list[str]) -> int:
         ds = load_dataset(args.data / folder)
         runs: list[BackendRun] = evaluate(
             ds,
-            "val",
+            args.split,
             [functools.partial(_maker, b, ds.is_sequence) for b in backends],
             region=region,
             limit=args.limit,
         )
-        write_report(args.out / set_name, ds, "val", runs, region=region)
+        write_report(args.out / set_name, ds, args.split, runs, region=region)
         ref = runs[0].metrics.mae
         for r in runs:
             m = r.metrics

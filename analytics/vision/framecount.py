@@ -30,6 +30,9 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 HEAD_WEIGHTS = WEIGHTS / "density-heads.pt"
 BACKENDS = ("auto", "density", "density-sim", "hog", "yolo")
 DEFAULT_BACKEND = "auto"
+#: whether `auto` counts apart people whole (`discrete_count`): chosen on the train splits
+#: (`python -m bench.bench_count --split train --backends auto,density`), never on validation
+AUTO_DISCRETE = True
 
 
 class FrameCounter(ABC):
@@ -210,7 +213,7 @@ def make_counter(
         return DensityCounter(est, name="density")
     if backend == "auto":
         det = create_detector(detector) if detector else None
-        counter: FrameCounter = RegionCounter(est, det)
+        counter: FrameCounter = RegionCounter(est, det, discrete=AUTO_DISCRETE)
         return SmoothedCounter(counter, CausalSmoother()) if sequence else counter
     raise ValueError(f"unknown counting backend {backend!r} (choose from {', '.join(BACKENDS)})")
 

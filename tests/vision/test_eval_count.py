@@ -275,3 +275,14 @@ def test_count_with_no_flag_uses_the_default_choice(sim_video, tmp_path, capsys)
     assert main(["count", str(video), "--backend", "hog", "--upscale", "auto", "--out", str(hog)]) == 0
     assert "scale from the footage" in capsys.readouterr().err
     assert len(hog.read_text().splitlines()) == 21
+
+
+def test_discrete_count_counts_apart_people_whole_and_crowds_by_mass():
+    from analytics.vision.framecount import discrete_count
+
+    m = np.full((30, 40), 0.01, np.float32)  # noise on an empty floor: dropped
+    m[2:4, 2:4] = 0.9 / 4  # one person, under-estimated
+    m[10:12, 20:22] = 1.2 / 4  # one person, over-estimated
+    m[20:26, 5:15] = 7.3 / 60  # a crowd
+    assert discrete_count(m) == pytest.approx(1 + 1 + 7.3, abs=1e-4)
+    assert discrete_count(np.zeros((5, 5), np.float32)) == 0.0
