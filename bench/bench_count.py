@@ -7,7 +7,8 @@ Runs `eval-count` (`analytics.vision.evaluation`) on the validation split of eac
 trained or tuned on: `analytics.vision.realdata`), all backends in the same run on the same frames,
 and prints MAE, RMSE, frames/s end to end, and each backend's MAE as a multiple of the default's.
 `mall-sparse` is the bottom quarter of the Mall view (rows 360-480), where 3-8 people stand (10th to
-90th percentile of the validation frames; 5.6 on average): the sparse-scene target. Reports go to `--out` (default var/bench-count/).
+90th percentile of the validation frames; 5.6 on average): the sparse-scene target. Reports go to
+`--out` (default var/bench-count/).
 """
 
 from __future__ import annotations

@@ -22,17 +22,19 @@ from typing import Any
 import numpy as np
 
 from analytics.vision.density.model import DensityEstimator, DensityMap
-from analytics.vision.detectors.base import Detections, Image, PersonDetector
+from analytics.vision.detectors.base import Detections, PersonDetector
 from analytics.vision.scale import PersonScale
+from beffroi.images import Image
 
 #: the committed models (weights/README.md): trained by our commands, never downloaded
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 HEAD_WEIGHTS = WEIGHTS / "density-heads.pt"
 BACKENDS = ("auto", "density", "density-sim", "hog", "yolo")
 DEFAULT_BACKEND = "auto"
-#: whether `auto` counts apart people whole (`discrete_count`): chosen on the train splits
-#: (`python -m bench.bench_count --split train --backends auto,density`), never on validation
-AUTO_DISCRETE = True
+#: whether `auto` counts apart people whole (`discrete_count`) instead of the calibrated map sum:
+#: chosen on the train splits, never on validation (off: the shipped model leaves too much mass on
+#: empty floor for blobs to stand apart)
+AUTO_DISCRETE = False
 
 
 class FrameCounter(ABC):
@@ -62,13 +64,35 @@ class DetectorCounter(FrameCounter):
         self.detector.close()
 
 
+@dataclass(frozen=True)
+class CountCalibration:
+    """A map's count as `gain` x its mass above `floor` persons per cell (fitted on train splits by
+    `beffroi train-density --calibrate`; stored in the weights' meta). Identity by default."""
+
+    floor: float = 0.0
+    gain: float = 1.0
+
+    def apply(self, density: DensityMap) -> float:
+        if self.floor <= 0 and self.gain == 1.0:
+            return float(density.sum())
+        return self.gain * float(np.maximum(density - self.floor, 0.0).sum())
+
+    @classmethod
+    def of_weights(cls, path: Path) -> CountCalibration:
+        from analytics.vision.density.model import density_meta
+
+        cal = density_meta(path).get("calibration")
+        return cls(float(cal["floor"]), float(cal["gain"])) if isinstance(cal, dict) else cls()
+
+
 @dataclass
 class DensityCounter(FrameCounter):
     estimator: DensityEstimator
     name: str = "density"
+    calibration: CountCalibration = CountCalibration()
 
     def count(self, images: Sequence[Image]) -> list[float]:
-        return [float(m.sum()) for m in self.estimator.estimate(images)]
+        return [self.calibration.apply(m) for m in self.estimator.estimate(images)]
 
 
 @dataclass(frozen=True)
@@ -130,13 +154,14 @@ class RegionCounter(FrameCounter):
     name: str = "auto"
 
     discrete: bool = False  # without a detector: count apart people whole (`discrete_count`)
+    calibration: CountCalibration = CountCalibration()
 
     def count(self, images: Sequence[Image]) -> list[float]:
         maps = self.estimator.estimate(images)
         if self.detector is None:
             if self.discrete:
                 return [discrete_count(m) for m in maps]
-            return [float(m.sum()) for m in maps]
+            return [self.calibration.apply(m) for m in maps]
         dets = self.detector.detect(images)
         return [self.choice.combine(m, d) for m, d in zip(maps, dets, strict=True)]
 
@@ -208,12 +233,14 @@ def make_counter(
         return DetectorCounter(create_detector(cfg), min_score=0.35, name="yolo")
     if backend == "density-sim":
         return DensityCounter(DensityEstimator(WEIGHTS / "density.pt", device=dev), name="density-sim")
-    est = DensityEstimator(density_weights or HEAD_WEIGHTS, device=dev)
+    weights = density_weights or HEAD_WEIGHTS
+    est = DensityEstimator(weights, device=dev)
     if backend == "density":
         return DensityCounter(est, name="density")
     if backend == "auto":
         det = create_detector(detector) if detector else None
-        counter: FrameCounter = RegionCounter(est, det, discrete=AUTO_DISCRETE)
+        cal = CountCalibration.of_weights(weights)
+        counter: FrameCounter = RegionCounter(est, det, discrete=AUTO_DISCRETE, calibration=cal)
         return SmoothedCounter(counter, CausalSmoother()) if sequence else counter
     raise ValueError(f"unknown counting backend {backend!r} (choose from {', '.join(BACKENDS)})")
 

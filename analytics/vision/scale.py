@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.vision.detectors.base import Detections
-from analytics.vision.geometry import PinholeCamera
+from beffroi.geometry import PinholeCamera
 
 FloatArray = npt.NDArray[np.float64]
 PERSON_HEIGHT_M = 1.7

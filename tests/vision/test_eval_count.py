@@ -23,7 +23,7 @@ from analytics.vision.realdata import (
     shared_data_root,
 )
 from analytics.vision.training.density_mix import PointSample, random_crop
-from beffroi.cli import main
+from tower.cli import main
 
 
 def _squares(n: int, *, size: tuple[int, int] = (96, 128)) -> tuple[np.ndarray, list[tuple[float, float]]]:
@@ -208,8 +208,8 @@ def test_region_choice_counts_boxes_where_sparse_and_density_where_dense():
 
 
 def test_person_scale_from_a_calibrated_camera_matches_projected_people():
-    from analytics.vision.geometry import PinholeCamera
     from analytics.vision.scale import PersonScale
+    from beffroi.geometry import PinholeCamera
 
     cam = PinholeCamera(x=0, y=0, height_m=8.0, heading_deg=0, tilt_deg=35, fov_deg=60, width=640, height=480)
     scale = PersonScale.from_camera(cam)

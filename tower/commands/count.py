@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from beffroi.images import Image
     from analytics.vision.framecount import FrameCounter
+    from beffroi.images import Image
 
 COUNT_BACKENDS = ("auto", "density", "density-sim", "hog", "yolo")
 

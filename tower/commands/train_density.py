@@ -55,9 +55,9 @@ def _mix(args: argparse.Namespace) -> int:
     )
 
     samples: list[PointSample] = []
-    for root in args.real:
+    for root in args.real if args.epochs > 0 else []:
         samples += real_samples(Path(root), "train")
-    for root in args.frames:
+    for root in args.frames if args.epochs > 0 else []:
         samples += simulator_samples(Path(root), anchor="head")
     spec = MixTraining(
         epochs=args.epochs,
@@ -74,15 +74,24 @@ def _mix(args: argparse.Namespace) -> int:
         weights=_weights(args.source_weight),
     )
     counts = sample_counts(samples)
-    print(f"training on {counts} (train splits only)", flush=True)
+    if args.epochs > 0:
+        print(f"training on {counts} (train splits only)", flush=True)
 
     def progress(epoch: int, loss: float, metrics: dict[str, float]) -> None:
         shown = " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
         print(f"epoch {epoch}/{spec.epochs} {shown}", flush=True)
 
     describe = {"trained_on": counts, "real": [str(r) for r in args.real], "frames": list(args.frames)}
-    metrics = train_mix(samples, Path(args.out), spec, anchor="head", describe=describe, progress=progress)
-    print(f"weights written to {args.out} ({metrics})")
+    if args.epochs > 0:
+        metrics = train_mix(
+            samples, Path(args.out), spec, anchor="head", describe=describe, progress=progress
+        )
+        print(f"weights written to {args.out} ({metrics})")
+    if args.calibrate:
+        from analytics.vision.training.calibrate import fit_calibration
+
+        cal = fit_calibration(Path(args.out), [Path(r) for r in args.real])
+        print(f"count calibration on the train splits: {cal}")
     return 0
 
 
@@ -156,6 +165,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --real: sampling weight of a source (dataset directory name, or 'simulator')",
     )
     p.add_argument("--resume", action="store_true", help="with --real: continue from OUT.ckpt")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --real: then fit the count calibration on the train splits (--epochs 0: only that)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="weights to fine-tune instead of starting from scratch")
     p.add_argument("--lr", type=float, default=2e-3)

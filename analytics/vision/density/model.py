@@ -88,6 +88,13 @@ def load_density(path: Path | str, *, device: str | torch.device = "cpu") -> Den
     return net.to(device).eval()
 
 
+def density_meta(path: Path | str) -> dict[str, Any]:
+    """The `meta` a weights file was saved with (training data, epochs, count calibration)."""
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    meta = blob.get("meta", {}) if isinstance(blob, dict) else {}
+    return dict(meta)
+
+
 def fuse_batchnorm(net: DensityNet) -> DensityNet:
     """For inference: fold each batch norm into the convolution before it (a third less time on CPU)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
