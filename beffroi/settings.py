@@ -68,12 +68,19 @@ class KafkaSettings(Section):
         return {self.topic_prefix + spec.name: spec.partitions for spec in self.topics.all().values()}
 
 
+BRIDGE_CLIENT_PREFIX = "beffroi-bridge"
+"""Bridge logins and client ids start with it; no device may be named so (see deploy/mosquitto)."""
+
+
 class MqttSettings(Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    username: str = "beffroi-bridge"
+    port: int = Field(default=1883, ge=1, le=65535, description="the devices' port")
+    bridge_port: int = Field(
+        default=1884, ge=1, le=65535, description="the bridge's own port: only bridge logins exist there"
+    )
+    username: str = BRIDGE_CLIENT_PREFIX
     password: SecretStr | None = None
-    client_id: str = "beffroi-bridge"
+    client_id: str = Field(default=BRIDGE_CLIENT_PREFIX, pattern=rf"^{BRIDGE_CLIENT_PREFIX}")
     data_topic: str = "dev/+/data"
     share_group: str | None = Field(
         default=None,

@@ -360,7 +360,7 @@ def bare_paho(run: Run, n: int) -> tuple[float, float]:
     client.on_message = on_message
     client.on_connect = lambda c, *a: c.subscribe(settings.mqtt.data_topic, qos=1)
     client.on_subscribe = lambda *a: subscribed.set()
-    client.connect(settings.mqtt.host, settings.mqtt.port, keepalive=30)
+    client.connect(settings.mqtt.host, settings.mqtt.bridge_port, keepalive=30)
     client.loop_start()
     if not subscribed.wait(10):
         raise SystemExit("bare paho subscriber: no SUBACK")
@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mode": "stack",
                 "kafka": kafka,
                 "postgres": base.postgres.model_copy(update={"db_schema": f"bench_{run_id}"}),
-                "mqtt": base.mqtt.model_copy(update={"client_id": f"bench-bridge-{run_id}"}),
+                "mqtt": base.mqtt.model_copy(update={"client_id": f"beffroi-bridge-bench-{run_id}"}),
                 "worker": base.worker.model_copy(update={"group": f"bench.{run_id}.analytics"}),
             }
         )

@@ -1,7 +1,9 @@
 """The bridge's MQTT side: a persistent MQTT v5 session on `dev/+/data` at QoS 1, acked by hand.
 
 Several bridges share the topics through a shared subscription (`mqtt.share_group`), each with a
-client id of its own: the broker hands each message to one of them.
+client id of its own: the broker hands each message to one of them. It connects to the broker's
+bridge port (`mqtt.bridge_port`), where only bridge logins exist, so no device can take over its
+client id and session (deploy/mosquitto/mosquitto.conf.in).
 
 Nothing is acknowledged on receipt (`manual_ack=True`): the bridge calls `ack` once Kafka has
 confirmed the batch, so a crash leaves the messages unacknowledged in the broker's session
@@ -70,7 +72,7 @@ class MqttSource:
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._client.connect_async(
             self._settings.host,
-            self._settings.port,
+            self._settings.bridge_port,
             keepalive=self._settings.keepalive_s,
             clean_start=False,
             properties=props,
@@ -84,7 +86,9 @@ class MqttSource:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         if reason.is_failure:
-            self.last_error = f"MQTT connect to {self._settings.host}:{self._settings.port} refused: {reason}"
+            self.last_error = (
+                f"MQTT connect to {self._settings.host}:{self._settings.bridge_port} refused: {reason}"
+            )
             log.error("%s", self.last_error)
             return
         with self._lock:
@@ -94,7 +98,7 @@ class MqttSource:
         log.info(
             "bridge connected to MQTT %s:%s as %s (session present: %s)",
             self._settings.host,
-            self._settings.port,
+            self._settings.bridge_port,
             self._settings.client_id,
             getattr(flags, "session_present", "?"),
         )
@@ -153,12 +157,16 @@ def _session_call(settings: MqttSettings, client_id: str, *, keep: bool, timeout
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = SESSION_EXPIRY_S if keep else 0
     client.connect(
-        settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=not keep, properties=props
+        settings.host,
+        settings.bridge_port,
+        keepalive=settings.keepalive_s,
+        clean_start=not keep,
+        properties=props,
     )
     client.loop_start()
     try:
         if not done.wait(timeout_s):
-            raise TimeoutError(f"MQTT {settings.host}:{settings.port} did not answer {client_id!r}")
+            raise TimeoutError(f"MQTT {settings.host}:{settings.bridge_port} did not answer {client_id!r}")
         if failure:
             raise ConnectionError(f"MQTT refused {client_id!r}: {failure[0]}")
     finally:

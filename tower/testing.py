@@ -381,7 +381,7 @@ def isolated(settings: Settings, *, name: str = "slice") -> Settings:
     prefix = settings.kafka.topic_prefix
     return settings.model_copy(
         update={
-            "mqtt": settings.mqtt.model_copy(update={"client_id": unique(f"bridge-{name}-")}),
+            "mqtt": settings.mqtt.model_copy(update={"client_id": unique(f"beffroi-bridge-{name}-")}),
             "worker": settings.worker.model_copy(update={"group": f"{prefix}{name}-analytics"}),
             "crowd": settings.crowd.model_copy(update={"group": f"{prefix}{name}-crowd"}),
         }

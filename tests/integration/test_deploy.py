@@ -50,6 +50,7 @@ class Mqtt:
     client_id: str
     username: str | None
     password: str | None
+    port: int
     received: queue.Queue[tuple[str, bytes]] = field(default_factory=queue.Queue)
     _acks: dict[int, queue.Queue[Any]] = field(default_factory=dict)
     _connack: queue.Queue[ReasonCode] = field(default_factory=queue.Queue)
@@ -71,7 +72,7 @@ class Mqtt:
         self._ack_queue(mid).put(rc)
 
     def connect(self) -> ReasonCode:
-        self.client.connect(self.settings.mqtt.host, self.settings.mqtt.port, keepalive=30)
+        self.client.connect(self.settings.mqtt.host, self.port, keepalive=30)
         self.client.loop_start()
         return self._connack.get(timeout=WAIT_S)
 
@@ -96,8 +97,16 @@ class Mqtt:
 def mqtt_clients(stack_settings: Settings):
     clients: list[Mqtt] = []
 
-    def make(username: str | None, password: str | None, client_id: str | None = None) -> Mqtt:
-        c = Mqtt(stack_settings, client_id or f"{username}-{uuid.uuid4().hex[:8]}", username, password)
+    def make(
+        username: str | None, password: str | None, client_id: str | None = None, *, port: int | None = None
+    ) -> Mqtt:
+        c = Mqtt(
+            stack_settings,
+            client_id or f"{username}-{uuid.uuid4().hex[:8]}",
+            username,
+            password,
+            port or stack_settings.mqtt.port,
+        )
         clients.append(c)
         return c
 
@@ -136,7 +145,12 @@ def _login(settings: Settings, device_id: str) -> str:
 
 def _bridge(make: Any, settings: Settings) -> Mqtt:
     assert settings.mqtt.password is not None
-    bridge: Mqtt = make(settings.mqtt.username, settings.mqtt.password.get_secret_value())
+    bridge: Mqtt = make(
+        settings.mqtt.username,
+        settings.mqtt.password.get_secret_value(),
+        f"beffroi-bridge-deploy-{uuid.uuid4().hex[:8]}",
+        port=settings.mqtt.bridge_port,
+    )
     assert bridge.connect() == "Success"
     return bridge
 

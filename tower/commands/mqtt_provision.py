@@ -25,11 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from beffroi.mqtt_auth import device_client_id, device_password
+from beffroi.settings import BRIDGE_CLIENT_PREFIX
 from beffroi.venue import Venue
 from beffroi.yamlconf import load_model
 from tower.settings import Settings, load_settings
 
-RESERVED_USERS = frozenset({"beffroi-bridge"})
+RESERVED_PREFIX = BRIDGE_CLIENT_PREFIX
+"""A device named beffroi-bridge* would get that client id on the devices' port (the broker uses the
+user name as client id there): it could take over a bridge's session. Refused."""
 
 
 class ProvisionError(RuntimeError):
@@ -105,7 +108,7 @@ def _hash_all(directory: Path, credentials: Mapping[str, str]) -> dict[str, str]
 def provision(path: Path, credentials: Mapping[str, str]) -> int:
     """Make `path` hold these passwords for these users (others untouched); returns how many changed."""
     for user in credentials:
-        if user in RESERVED_USERS or ":" in user or not user:
+        if user.startswith(RESERVED_PREFIX) or ":" in user or not user:
             raise ProvisionError(f"device id {user!r} cannot be an MQTT user name (reserved or invalid)")
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
