@@ -111,6 +111,7 @@ class ConfluentBus(Bus):
             "bootstrap_servers": kafka.bootstrap_servers,
             "linger_ms": kafka.linger_ms,
             "request_timeout_ms": kafka.request_timeout_ms,
+            "security": kafka.librdkafka_security(),
         }
         return cls(**{**options, **overrides})
 

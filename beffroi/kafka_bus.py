@@ -56,13 +56,16 @@ class KafkaBus(Bus):
         batch_size: int = 256 * 1024,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         """`max_block_ms` bounds how long `send` waits for a topic's metadata (a missing topic
         fails after it) or for buffer space; the session settings bound how long a crashed
-        member keeps its partitions."""
+        member keeps its partitions. `security` holds kafka-python's `security_protocol` /
+        `sasl_*` options (`KafkaSettings.kafka_python_security`)."""
         self._common: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "request_timeout_ms": request_timeout_ms,
+            **(security or {}),
         }
         self._client_id = client_id
         self._producer_config: dict[str, Any] = {
@@ -94,6 +97,7 @@ class KafkaBus(Bus):
             "bootstrap_servers": kafka.bootstrap_servers,
             "linger_ms": kafka.linger_ms,
             "request_timeout_ms": kafka.request_timeout_ms,
+            "security": kafka.kafka_python_security(),
         }
         return cls(**{**options, **overrides})
 

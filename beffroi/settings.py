@@ -57,6 +57,14 @@ class KafkaSettings(Section):
     )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topics: TopicsSettings = TopicsSettings()
+    username: str | None = Field(
+        default=None,
+        description="SASL login of this process (None: no authentication); one per role (kafka_acl.py)",
+    )
+    password: SecretStr | None = None
+    sasl_mechanism: Literal["SCRAM-SHA-512", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="PLAIN is for the admin login only (deploy/kafka)"
+    )
     linger_ms: int = Field(default=5, ge=0)
     request_timeout_ms: int = Field(default=30_000, ge=1000)
 
@@ -66,6 +74,28 @@ class KafkaSettings(Section):
 
     def partitions(self) -> dict[str, int]:
         return {self.topic_prefix + spec.name: spec.partitions for spec in self.topics.all().values()}
+
+    def kafka_python_security(self) -> dict[str, str]:
+        """kafka-python's SASL options for `username` (empty without one)."""
+        if self.username is None:
+            return {}
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password.get_secret_value() if self.password else "",
+        }
+
+    def librdkafka_security(self) -> dict[str, str]:
+        """librdkafka's SASL properties for `username` (empty without one)."""
+        if self.username is None:
+            return {}
+        return {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.username,
+            "sasl.password": self.password.get_secret_value() if self.password else "",
+        }
 
 
 BRIDGE_CLIENT_PREFIX = "beffroi-bridge"

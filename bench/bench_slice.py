@@ -613,7 +613,11 @@ def _drop_topics(settings: Settings) -> None:
         from kafka import KafkaAdminClient
 
     prefix = settings.kafka.topic_prefix
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, client_id=f"{prefix}cleanup")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        client_id=f"{prefix}cleanup",
+        **settings.kafka.kafka_python_security(),
+    )
     try:
         groups = [g["group_id"] for g in admin.list_groups() if str(g["group_id"]).startswith(prefix)]
         if groups:

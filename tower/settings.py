@@ -50,7 +50,13 @@ def write_settings(settings: Settings, path: Path | str) -> Path:
     """Write `settings` as a YAML file (secrets left out: they come from the environment)."""
     # by alias (postgres.schema), the name the environment uses too: BEFFROI_POSTGRES__SCHEMA wins
     data = settings.model_dump(mode="json", exclude_none=True, by_alias=True)
-    for section, key in (("mqtt", "password"), ("mqtt", "device_secret"), ("postgres", "password")):
+    secrets = (
+        ("mqtt", "password"),
+        ("mqtt", "device_secret"),
+        ("postgres", "password"),
+        ("kafka", "password"),
+    )
+    for section, key in secrets:
         data.get(section, {}).pop(key, None)
     data.get("api", {}).get("auth", {}).pop("secret_key", None)
     path = Path(path)

@@ -1,5 +1,8 @@
 """Ask a Kafka broker for its metadata, with the standard library only (used by deploy/local/*).
 
+With $KAFKA_PROBE_USER set, it first authenticates with SASL/PLAIN ($KAFKA_PROBE_PASSWORD), as the
+broker's SASL_PLAINTEXT listener requires.
+
 Prints one JSON line {"cluster_id", "controller_id", "brokers", "topics"} and exits 0 when at least one
 broker is registered; exits 1 (with the reason on stderr) when the broker is not ready or unreachable.
 """
@@ -7,19 +10,45 @@ broker is registered; exits 1 (with the reason on stderr) when the broker is not
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import sys
 
 METADATA_KEY, METADATA_VERSION = 3, 4  # Kafka 4 removed Metadata v0-v3
+SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 17, 36
+
+
+def _frame(key: int, version: int, correlation_id: int, body: bytes) -> bytes:
+    client_id = b"beffroi-probe"
+    header = struct.pack(">hhih", key, version, correlation_id, len(client_id)) + client_id
+    msg = header + body
+    return struct.pack(">i", len(msg)) + msg
 
 
 def _request(correlation_id: int) -> bytes:
-    client_id = b"beffroi-probe"
-    header = struct.pack(">hhih", METADATA_KEY, METADATA_VERSION, correlation_id, len(client_id)) + client_id
-    body = struct.pack(">ib", -1, 0)  # all topics, no auto-creation
-    msg = header + body
-    return struct.pack(">i", len(msg)) + msg
+    return _frame(METADATA_KEY, METADATA_VERSION, correlation_id, struct.pack(">ib", -1, 0))  # all topics
+
+
+def _exchange(sock: socket.socket, frame: bytes, correlation_id: int) -> _Reader:
+    sock.sendall(frame)
+    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+    r = _Reader(_recv_exact(sock, size))
+    if r.take(">i") != correlation_id:
+        raise ValueError("unexpected correlation id")
+    return r
+
+
+def _authenticate(sock: socket.socket, user: str, password: str) -> None:
+    """SaslHandshake v1 (PLAIN), then SaslAuthenticate v0 with the PLAIN token."""
+    mechanism = b"PLAIN"
+    r = _exchange(sock, _frame(SASL_HANDSHAKE_KEY, 1, 1, struct.pack(">h", len(mechanism)) + mechanism), 1)
+    if (error := r.take(">h")) != 0:
+        raise ValueError(f"SASL handshake refused (error {error})")
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    r = _exchange(sock, _frame(SASL_AUTHENTICATE_KEY, 0, 2, struct.pack(">i", len(token)) + token), 2)
+    if (error := r.take(">h")) != 0:
+        raise ValueError(f"SASL authentication refused (error {error}): {r.string()}")
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -51,12 +80,11 @@ class _Reader:
 
 
 def probe(host: str, port: int, timeout: float) -> dict[str, object]:
+    user = os.environ.get("KAFKA_PROBE_USER")
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(_request(correlation_id=7))
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        r = _Reader(_recv_exact(sock, size))
-    if r.take(">i") != 7:
-        raise ValueError("unexpected correlation id")
+        if user:
+            _authenticate(sock, user, os.environ.get("KAFKA_PROBE_PASSWORD", ""))
+        r = _exchange(sock, _request(correlation_id=7), 7)
     r.take(">i")  # throttle_time_ms
     brokers = []
     for _ in range(r.take(">i")):

@@ -103,6 +103,11 @@ pg_cluster_state() {
         | sed 's/,.*//'
 }
 
-kafka_probe() {  # a metadata request that lists at least one live broker
-    python3 "$DEPLOY_DIR/local/kafka_probe.py" "127.0.0.1:$KAFKA_PORT"
+kafka_probe() {  # a metadata request (as the admin, SASL/PLAIN) that lists at least one live broker
+    local password="${BEFFROI_KAFKA_ADMIN_PASSWORD:-}"
+    if [[ -z "$password" && -r "$STATE/secrets.env" ]]; then
+        password="$(sed -n 's/^BEFFROI_KAFKA_ADMIN_PASSWORD=//p' "$STATE/secrets.env")"
+    fi
+    KAFKA_PROBE_USER=admin KAFKA_PROBE_PASSWORD="$password" \
+        python3 "$DEPLOY_DIR/local/kafka_probe.py" "127.0.0.1:$KAFKA_PORT"
 }

@@ -9,7 +9,6 @@ import time
 from collections import defaultdict
 
 import pytest
-from kafka import KafkaAdminClient
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
 from beffroi.bus import Bus, BusError, Record, Subscription, TopicPartition
@@ -18,6 +17,7 @@ from beffroi.confluent_bus import ConfluentBus
 from beffroi.kafka_bus import KafkaBus
 from beffroi.memory_bus import MemoryBus, murmur2, partition_for_key
 from tests.fixtures.bus import KAFKA_CLIENTS, BusNames
+from tests.fixtures.stack import kafka_admin
 from tower.settings import Settings
 
 # generous: the first poll of a Kafka member includes joining its group
@@ -402,7 +402,7 @@ def test_kafka_flush_reports_a_refused_record_to_the_thread_that_sent_it(
     )
     with kafka_bus_for(settings, client_id=names.prefix + "bus") as bus:
         bus.ensure_topics({lenient: 1})
-        admin = KafkaAdminClient(bootstrap_servers=stack_settings.kafka.bootstrap_servers)
+        admin = kafka_admin(stack_settings)
         try:
             admin.create_topics(
                 {

@@ -7,7 +7,6 @@ import queue
 import subprocess
 import threading
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from beffroi.mqtt_auth import data_topic, device_client_id, device_password
+from tests.fixtures.stack import kafka_admin
 from tower.cli import main as cli_main
 from tower.settings import Settings
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="(read|open)_text is deprecated", category=DeprecationWarning)
-    from kafka import KafkaAdminClient
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +170,7 @@ def test_status_reports_the_three_services_up(stack_services):
 
 
 def _stack_identity(settings: Settings) -> dict[str, Any]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="test-deploy")
+    admin = kafka_admin(settings, "test-deploy")
     try:
         cluster_id = admin.describe_cluster()["cluster_id"]
     finally:
@@ -226,9 +222,7 @@ def test_stack_init_creates_topics_with_the_configured_partitions(stack_settings
 
     out = capsys.readouterr().out
     assert f"{prefix}r(7)" in out
-    admin = KafkaAdminClient(
-        bootstrap_servers=stack_settings.kafka.bootstrap_servers, client_id="test-deploy"
-    )
+    admin = kafka_admin(stack_settings, "test-deploy")
     try:
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([f"{prefix}r"])}
     finally:

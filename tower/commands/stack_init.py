@@ -1,7 +1,8 @@
-"""`beffroi stack-init [--settings FILE]`: create the Kafka topics and apply the PostgreSQL migrations.
+"""`beffroi stack-init [--settings FILE]`: create the Kafka topics, the Kafka logins and ACLs of
+each role (when run as the Kafka admin, see tower/kafka_acl.py), and apply the PostgreSQL migrations.
 
 Run by deploy/local/up once the services answer; safe to run again (existing topics are left
-alone, applied migrations are skipped).
+alone, logins and ACLs are set again, applied migrations are skipped).
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ def create_topics(settings: Settings, *, wait_s: float = 60.0) -> dict[str, int]
             time.sleep(1.0)
 
 
+def grant_roles(settings: Settings) -> list[str]:
+    """Each role's SCRAM login and ACLs, for the roles whose password is in the environment
+    (BEFFROI_KAFKA_<ROLE>_PASSWORD); nothing without a Kafka login (an unauthenticated broker)."""
+    from tower import kafka_acl
+
+    if settings.kafka.username is None:
+        return []
+    principals = {
+        role: (kafka_acl.default_user(role), password)
+        for role in kafka_acl.roles(settings)
+        if (password := kafka_acl.password_from_env(role)) is not None
+    }
+    kafka_acl.grant(settings, principals)
+    return sorted(user for user, _ in principals.values())
+
+
 def apply_migrations(settings: Settings) -> None:
     """Apply the pending PostgreSQL migrations in the configured schema."""
     from beffroi.postgres_store import PostgresStore
@@ -51,6 +68,9 @@ def _handle(args: argparse.Namespace) -> int:
         f"stack-init: {len(partitions)} topics ready on {settings.kafka.bootstrap_servers}: "
         + ", ".join(f"{t}({n})" for t, n in sorted(partitions.items()))
     )
+    users = grant_roles(settings)
+    if users:
+        print(f"stack-init: kafka logins and ACLs set for {', '.join(users)}")
     apply_migrations(settings)
     pg = settings.postgres
     print(f"stack-init: migrations applied to {pg.dbname} schema {pg.db_schema} on {pg.host}:{pg.port}")
