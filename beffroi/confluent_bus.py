@@ -68,6 +68,7 @@ class ConfluentBus(Bus):
         self._common: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "socket.timeout.ms": request_timeout_ms,
+            "reconnect.backoff.max.ms": 1_000,  # back within a second of a broker restart
             **(security or {}),
         }
         self._client_id = client_id

@@ -65,6 +65,9 @@ class KafkaBus(Bus):
         self._common: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "request_timeout_ms": request_timeout_ms,
+            # after a broker restart, reconnect within a second (the default backs off up to 30 s,
+            # which stalled the path for 20-55 s after Kafka was back)
+            "reconnect_backoff_max_ms": 1_000,
             **(security or {}),
         }
         self._client_id = client_id

@@ -55,7 +55,7 @@ class BridgeConfig:
     linger_s: float = 0.02
     poll_timeout_s: float = 0.2
     retry_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
-    flush_timeout_s: float = 30.0
+    flush_timeout_s: float = 5.0
     isolate_after: int = 3
     quarantine_dir: Path = field(default_factory=lambda: default_state_dir() / "quarantine")
 

@@ -33,7 +33,10 @@ class IngestSettings(Section):
     batch_size: int = Field(default=1000, ge=1)
     batch_linger_ms: int = Field(default=20, ge=0)
     flush_timeout_s: float = Field(
-        default=30.0, gt=0, description="how long the bridge waits for the bus to confirm a batch"
+        default=5.0,
+        gt=0,
+        description="how long the bridge waits for the bus to confirm a batch before it sends it again "
+        "(short: a flush that cannot succeed must not hold the path once the broker is back)",
     )
     quarantine_dir: Path | None = Field(
         default=None,
