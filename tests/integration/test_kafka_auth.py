@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from beffroi.testing import collect, payload, reading
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._acl import AclBindingFilter, AclOperation, AclPermissionType
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
@@ -21,8 +20,9 @@ from pydantic import SecretStr
 
 from beffroi.bus import BusError
 from beffroi.bus_factory import kafka_bus_for, make_bus
-from beffroi.settings import Settings
 from tower import kafka_acl
+from tower.settings import Settings
+from tower.testing import collect, payload, reading
 
 pytestmark = [pytest.mark.integration]
 
