@@ -15,11 +15,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._acl import AclBindingFilter, AclOperation, AclPermissionType
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
-from ingest.records import reading_record
 from pydantic import SecretStr
 
 from beffroi.bus import BusError
 from beffroi.bus_factory import kafka_bus_for, make_bus
+from beffroi.records import reading_record
 from tower import kafka_acl
 from tower.settings import Settings
 from tower.testing import collect, payload, reading
