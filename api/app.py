@@ -19,6 +19,7 @@ from api.page_cache import PageCache
 from api.procedures import Procedures, load_procedures
 from api.routers import ROUTERS
 from api.settings import ApiPlatformSettings
+from api.zone_board import ZoneBoard
 from beffroi import metrics
 from beffroi.bus import Bus
 from beffroi.identity import IdentityStore
@@ -71,6 +72,7 @@ def create_app(
             app.state.identity = users
             app.state.tokens = TokenVerifier(local_tokens, users, oidc=oidc, recheck_s=auth.recheck_s)
             app.state.feed = None
+            app.state.zone_board = None
             if live_alerts:
                 feed_bus = bus
                 if feed_bus is None:
@@ -88,6 +90,14 @@ def create_app(
                 metrics.SSE_LISTENERS.set_function(feed.listeners)
                 app.state.feed = feed
                 app.state.health["alert_feed"] = lambda: _feed_health(feed)
+                board = ZoneBoard(
+                    feed_bus,
+                    topic=settings.kafka.topic("zone_state"),
+                    group_prefix=f"{settings.kafka.topic_prefix}beffroi-api-zones",
+                )
+                board.start()
+                stack.callback(board.stop)
+                app.state.zone_board = board
             yield
 
     app = FastAPI(

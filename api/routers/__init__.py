@@ -16,6 +16,7 @@ from api.routers import (
     procedures,
     sites,
     users,
+    zones,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -24,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts.router,
     alert_lifecycle.router,  # after alerts: /sites/{id}/alerts/stream is not an alert id
     sites.router,
+    zones.router,
     incidents.router,
     procedures.router,
     audit.router,

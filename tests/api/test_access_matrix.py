@@ -105,6 +105,10 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
         },
     ),
     ("GET", "/sites/{site_id}/incidents"): (Role.VIEWER, lambda w, s, u: {"url": f"/sites/{s}/incidents"}),
+    ("GET", "/sites/{site_id}/zone-states"): (
+        Role.VIEWER,
+        lambda w, s, u: {"url": f"/sites/{s}/zone-states"},
+    ),
     ("GET", "/audit"): (Role.SUPERVISOR, lambda w, s, u: {"url": "/audit"}),
     ("GET", "/procedures"): (Role.VIEWER, lambda w, s, u: {"url": "/procedures"}),
     ("PUT", "/procedures"): (

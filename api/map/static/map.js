@@ -26,6 +26,9 @@
     device: "#c9d1d9",
     highlight: "#ffffff",
   };
+  // Fruin's levels of service of a zone's density (GET sites/{id}/zone-states), A free to F jammed
+  const LOS_COLOURS = { A: "#2e7d32", B: "#7cb342", C: "#fdd835", D: "#fb8c00", E: "#e53935", F: "#8e24aa" };
+  const ZONES_REFRESH_MS = 3000;
   const OPEN_STATUSES = ["new", "acknowledged", "in_progress"];
   // what an operator can do to an alert in each status (the API's lifecycle, beffroi/store.py)
   const ACTIONS = {
@@ -280,6 +283,8 @@
     state.devices.clear();
     if (state.refresh) window.clearInterval(state.refresh);
     state.refresh = null;
+    if (state.zoneRefresh) window.clearInterval(state.zoneRefresh);
+    state.zoneRefresh = null;
     state.alerts.clear();
     state.open.clear();
     state.owners.clear();
@@ -325,17 +330,24 @@
     state.refresh = window.setInterval(() => {
       if (generation === state.generation) syncAlerts(siteId, generation);
     }, ALERTS_REFRESH_MS);
+    syncZoneStates(siteId, generation);
+    state.zoneRefresh = window.setInterval(() => {
+      if (generation === state.generation) syncZoneStates(siteId, generation);
+    }, ZONES_REFRESH_MS);
   }
 
   // --- drawing ------------------------------------------------------------------------------------
-  function zoneStyle(severity, highlighted) {
+  // the fill: the zone's level of service when a camera reports it, else its worst open alert;
+  // the outline: its worst open alert
+  function zoneStyle(severity, highlighted, los) {
     const colour = severity ? COLOURS[severity] : COLOURS.calm;
+    const fill = los ? LOS_COLOURS[los] : colour;
     return {
       color: highlighted ? COLOURS.highlight : colour,
       weight: highlighted ? 4 : severity ? 2.5 : 1.5,
       opacity: 0.95,
-      fillColor: colour,
-      fillOpacity: severity ? (SEVERITY_RANK[severity] >= 3 ? 0.5 : 0.4) : 0.16,
+      fillColor: fill,
+      fillOpacity: los ? 0.5 : severity ? (SEVERITY_RANK[severity] >= 3 ? 0.5 : 0.4) : 0.16,
       dashArray: highlighted ? "8 4" : null,
     };
   }
@@ -346,6 +358,7 @@
     const box = el("div");
     box.appendChild(el("div", "tip-title", p.name));
     box.appendChild(el("div", "tip-line", `${p.kind} · ${Math.round(p.area_m2).toLocaleString()} m² · capacity ${p.capacity.toLocaleString()}`));
+    if (zone.los) box.appendChild(el("div", "tip-line", losText(zone)));
     const open = zone.open || 0;
     box.appendChild(el("div", "tip-line", open ? `${plural(open, "open alert")}, worst ${zone.severity}` : "no open alert"));
     return box;
@@ -369,7 +382,9 @@
       const label = L.tooltip({ permanent: true, direction: "center", className: "zone-label", interactive: false })
         .setLatLng([c.lat, c.lon])
         .setContent(labelBox);
-      state.zones.set(zoneId, { feature, path, label, labelCount, bounds: path.getBounds(), open: 0, severity: null });
+      state.zones.set(zoneId, {
+        feature, path, label, labelCount, bounds: path.getBounds(), open: 0, severity: null, los: null, density: null,
+      });
       const element = path.getElement();
       if (element) {
         element.dataset.zone = zoneId;
@@ -583,17 +598,41 @@
     const highlighted = selectedTargets();
     for (const [zoneId, zone] of state.zones) {
       const on = highlighted.zone === zoneId;
-      zone.path.setStyle(zoneStyle(zone.severity, on));
+      zone.path.setStyle(zoneStyle(zone.severity, on, zone.los));
       const element = zone.path.getElement();
       if (element) {
         element.dataset.severity = zone.severity || "none";
+        element.dataset.los = zone.los || "none";
         element.dataset.open = String(zone.open);
         element.classList.toggle("zone-highlight", on);
         element.setAttribute("aria-label", `${zone.feature.properties.name}: ${zone.open ? plural(zone.open, "open alert") : "no open alert"}`);
       }
-      zone.labelCount.textContent = zone.open ? plural(zone.open, "open alert") : "";
+      const parts = [zone.los ? losText(zone) : "", zone.open ? plural(zone.open, "open alert") : ""];
+      zone.labelCount.textContent = parts.filter(Boolean).join(" · ");
       if (on) zone.path.bringToFront();
     }
+  }
+
+  function losText(zone) {
+    return `${zone.density.toFixed(2)} p/m² · LoS ${zone.los}`;
+  }
+
+  async function syncZoneStates(siteId, generation) {
+    let body;
+    try {
+      body = await getJSON(`sites/${encodeURIComponent(siteId)}/zone-states`);
+    } catch (err) {
+      return; // the alerts' stream says when the API is away; the next round tries again
+    }
+    if (generation !== state.generation) return;
+    for (const s of body.states) {
+      const zone = state.zones.get(s.zone_id);
+      if (zone) {
+        zone.los = s.los;
+        zone.density = s.density;
+      }
+    }
+    renderZones();
   }
 
   function renderDevices() {
