@@ -1,4 +1,4 @@
-"""GET /map: the live map page for control-room operators; `/` leads to it.
+"""GET /map: the live map page for control-room operators; `/` leads to it. GET /overview: all sites.
 
 The page and its assets (plain JS, Leaflet vendored under static/vendor) are files of this
 package, served as they are: no build step, nothing fetched from the internet, no tile server.
@@ -38,6 +38,19 @@ def live_map() -> FileResponse:
     Public: the page holds no data; it signs in (POST /auth/session) before reading any."""
     return FileResponse(
         STATIC_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY},
+    )
+
+
+@router.get(
+    "/overview", response_class=FileResponse, summary="The overview page (HTML)", dependencies=[PUBLIC]
+)
+def overview() -> FileResponse:
+    """Every site of the user's with its open alerts by severity, its worst level of service and its
+    silent sensors, each linking to its map. Public like the map: it reads data only once signed in."""
+    return FileResponse(
+        STATIC_DIR / "overview.html",
         media_type="text/html; charset=utf-8",
         headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY},
     )

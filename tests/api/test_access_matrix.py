@@ -69,6 +69,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
     ("GET", "/metrics"): (Role.VIEWER, lambda w, s, u: {"url": "/metrics"}),
     ("GET", "/"): (PUBLIC, lambda w, s, u: {"url": "/"}),
     ("GET", "/map"): (PUBLIC, lambda w, s, u: {"url": "/map"}),
+    ("GET", "/overview"): (PUBLIC, lambda w, s, u: {"url": "/overview"}),
     ("POST", "/auth/token"): (
         PUBLIC,
         lambda w, s, u: {

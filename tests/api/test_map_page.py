@@ -36,3 +36,18 @@ def test_a_missing_asset_is_a_404_with_a_reason(api_client):
     r = api_client.get("/map/static/nothing.js")
     assert r.status_code == 404
     assert r.json() == {"error": "not_found", "reason": "Not Found"}
+
+
+def test_the_overview_page_and_its_assets_are_served_from_the_api(api_client):
+    r = api_client.get("/overview")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    refs = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert "map/static/overview.js" in refs
+    for ref in refs:
+        assert not re.match(r"^(https?:)?//", ref), f"{ref}: a control room has no internet"
+        assert api_client.get(f"/{ref}").status_code == 200, ref
+    script = api_client.get("/map/static/overview.js").text
+    for route in ("sites", "zone-states", "alerts?open=true"):
+        assert route in script, f"the overview reads {route}"
