@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from beffroi.identity import AuditKind, Role
 from tests.fixtures.api import LiveApi, add_user, with_fan_zone
+from tower.testing import zone_series
 
 pytestmark = pytest.mark.browser
 
@@ -265,3 +266,20 @@ def test_a_wrong_password_is_said_and_a_viewer_gets_no_action_buttons(live_api, 
     expect(page.locator("#signin-dialog")).to_be_hidden()
     expect(page.locator("#alert-list li")).to_have_count(1)
     expect(page.locator("#alert-list .alert-actions button")).to_have_count(0)
+
+
+def test_zones_are_filled_by_level_of_service_and_the_overview_shows_the_worst(live_api, page):
+    sign_in(page, live_api, "/map")
+    parvis = zone_path(page, "parvis")
+    expect(parvis).to_have_attribute("data-los", "none")
+    live_api.slice.publish_zone_states(zone_series([1.0, 2.0, 4.2], zone_id="parvis", site_id="stade-demo"))
+    expect(parvis).to_have_attribute("data-los", "E", timeout=LIVE_WAIT_MS)
+    expect(parvis).to_have_attribute("fill", "#e53935")
+    expect(page.locator(".zone-label", has_text="Parvis")).to_contain_text("4.20 p/m² · LoS E")
+
+    page.click("a.overview-link")
+    row = page.locator('#overview-rows tr[data-site="stade-demo"]')
+    expect(row.locator("td[data-los]")).to_have_attribute("data-los", "E", timeout=LIVE_WAIT_MS)
+    expect(row.locator("td[data-los]")).to_contain_text("parvis · 4.20 p/m²")
+    row.locator("a").click()
+    expect(page).to_have_url(f"{live_api.base_url}/map#site=stade-demo")
