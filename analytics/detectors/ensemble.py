@@ -35,6 +35,7 @@ from analytics.detectors.base import StateSpec
 NDArray = np.ndarray[Any, Any]
 LEVELS = tuple(2.0 ** (k / 2.0) for k in range(2, 31))  # z ladder for the tail counts: 2 .. 32768
 LN10 = math.log(10.0)
+_EDGES = (0.0, *LEVELS, math.inf)  # z reaches k levels when _EDGES[k] <= z < _EDGES[k + 1]
 
 
 class EnsembleConfig(BaseModel):
@@ -78,6 +79,7 @@ def n_forecasters(config: EnsembleConfig) -> int:
 def state_spec(config: EnsembleConfig) -> dict[str, StateSpec]:
     """The per-stream state of the core (one row per stream)."""
     m = n_forecasters(config)
+    v = 2  # views
     return {
         "count": StateSpec(),
         "last": StateSpec(),
@@ -88,8 +90,9 @@ def state_spec(config: EnsembleConfig) -> dict[str, StateSpec]:
         "abs_level": StateSpec(),
         "long_mean": StateSpec(),
         "long_var": StateSpec(),
-        "tail": StateSpec(cols=2 * len(LEVELS)),
-        "seen": StateSpec(cols=2),
+        "tail": StateSpec(cols=v * len(LEVELS)),
+        "seen": StateSpec(cols=v),
+        "record": StateSpec(cols=v),
         "peak": StateSpec(),
     }
 
@@ -162,26 +165,32 @@ def core_step(
 
 
 def _rarity(ops: Ops, st: dict[str, Array], z: Array, counted: Array, view: int, c: EnsembleConfig) -> Array:
-    """-log10 of this stream's frequency of a z this high (Gaussian prior), capped by the Gaussian."""
+    """-log10 of this stream's frequency of a z this high (Gaussian prior), capped by the Gaussian.
+
+    The number of ladder levels z reaches comes from its logarithm (corrected against the exact
+    edges); the count there is gathered by index, and the counts below it raised in one pass."""
     nl = len(LEVELS)
-    tail = st["tail"][:, view * nl : (view + 1) * nl]
+    tail_all = st["tail"]
+    lo = view * nl
     seen = st["seen"][:, view]
-    above = [ops.as_float(z >= lv) for lv in LEVELS]
-    freq = seen
-    reached = ops.zeros(*z.shape)  # levels reached by z, and by the stream's highest z so far
-    record = ops.zeros(*z.shape)
-    for j in range(nl):  # the count at the highest level reached
-        freq = ops.where(above[j] > 0, tail[:, j], freq)
-        reached += above[j]
-        record += ops.as_float(tail[:, j] > 0)
+    record = st["record"][:, view]  # levels reached by the stream's highest counted z so far
+    edges = ops.asarray(_EDGES)
+    q = ops.clip(ops.floor(ops.log(ops.maximum(z, 1e-30)) * (2.0 / math.log(2.0))) - 1.0, 0.0, nl)
+    qi = ops.to_index(q)
+    q = q - ops.as_float(z < ops.take(edges, qi)) + ops.as_float(z >= ops.take(edges, qi + 1))
+    reached = ops.clip(q, 0.0, nl)
+    n, cols = tail_all.shape[0], tail_all.shape[1]
+    index = ops.arange(n) * cols + (lo - 1) + ops.to_index(ops.maximum(reached, 1.0))
+    freq = ops.where(reached > 0, ops.take(tail_all, index), seen)
     gauss = z * z / (2.0 * LN10)
     rarity = (
         -ops.log((freq + ops.exp(gauss * -LN10) * c.prior_rows + 0.5) / (seen + c.prior_rows + 1.0)) / LN10
     )
     rarity += ops.maximum(reached - record - 1.0, 0.0) * c.record_bonus
-    for j in range(nl):
-        st["tail"][:, view * nl + j] = tail[:, j] + above[j] * counted
+    hit = reached * counted
+    tail_all[:, lo : lo + nl] += ops.as_float(ops.asarray(range(nl))[None, :] < hit[:, None])
     st["seen"][:, view] = seen + counted
+    st["record"][:, view] = ops.maximum(record, hit)
     return ops.maximum(ops.minimum(rarity, gauss), 0.0)
 
 
