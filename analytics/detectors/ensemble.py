@@ -53,7 +53,7 @@ class EnsembleConfig(BaseModel):
     long_clip: float = Field(
         default=0.0, ge=0, description="clip (in sd) of the view's variance updates; 0 = none"
     )
-    prior_rows: float = Field(default=1000.0, ge=0, description="weight in rows of the Gaussian tail prior")
+    prior_rows: float = Field(default=3000.0, ge=0, description="weight in rows of the Gaussian tail prior")
     record_bonus: float = Field(
         default=0.25,
         ge=0,

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.detectors.ensemble import EnsembleConfig, dominant_period, score_streams
+from analytics.detectors.backend import make_ops
+from analytics.detectors.ensemble import (
+    LEVELS,
+    EnsembleConfig,
+    _rarity,
+    dominant_period,
+    score_streams,
+    state_spec,
+)
 from analytics.scoring.baselines import rolling_zscore
 from analytics.scoring.corpus import load_corpus
 from analytics.scoring.series_eval import evaluate
@@ -66,3 +74,22 @@ def test_a_held_out_real_series_scores_above_the_naive_baseline() -> None:
     scores = {"core": score_streams([files[0].values]), "zscore": [rolling_zscore(files[0].values)]}
     result = evaluate(files, scores)
     assert result["core"]["standard"].score > result["zscore"]["standard"].score + 50.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_ladder_counts_each_level_z_reaches_at_the_exact_edges(dtype: str) -> None:
+    """The levels reached come from log(z): at, just under and just over every edge, the counts
+    raised are exactly those of the levels with z >= level, and the record follows."""
+    ops = make_ops("numpy", dtype=dtype)
+    cfg = EnsembleConfig(season=False)
+    edges = np.array(LEVELS)
+    z = np.concatenate([[0.0, 1.0, 1e18], edges, np.nextafter(edges, 0.0), np.nextafter(edges, np.inf)])
+    z = z.astype(dtype)
+    n = len(z)
+    st = {k: ops.full((n, s.cols) if s.cols else (n,), s.fill) for k, s in state_spec(cfg).items()}
+    _rarity(ops, st, ops.asarray(z), ops.full((n,), 1.0), 1, cfg)
+    expected = (z[:, None] >= np.array(LEVELS, dtype=dtype)[None, :]).astype(dtype)
+    nl = len(LEVELS)
+    np.testing.assert_array_equal(st["tail"][:, nl:], expected)
+    np.testing.assert_array_equal(st["tail"][:, :nl], 0.0)
+    np.testing.assert_array_equal(st["record"][:, 1], expected.sum(axis=1))
