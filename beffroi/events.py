@@ -151,6 +151,8 @@ class AlertAction(StrEnum):
     RESOLVE = "resolve"
     CLOSE = "close"
     COMMENT = "comment"
+    ASSIGN = "assign"
+    """A supervisor gives an open alert to an operator (`assignee`), status unchanged."""
 
 
 def _printable(text: str, *, what: str, newlines: bool) -> str:
@@ -191,11 +193,15 @@ class OperatorAction(BaseModel):
     operator: OperatorName
     comment: ActionComment = None
     expected_status: AlertStatus | None = None
+    assignee: OperatorName | None = None
+    """Who an `assign` action gives the alert to (only for `assign`)."""
 
     @model_validator(mode="after")
     def _comment_has_text(self) -> OperatorAction:
         if self.action is AlertAction.COMMENT and not (self.comment or "").strip():
             raise ValueError("a comment action needs a non-empty comment")
+        if (self.action is AlertAction.ASSIGN) != (self.assignee is not None):
+            raise ValueError("an assign action, and only it, names an assignee")
         return self
 
 

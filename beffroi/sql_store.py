@@ -265,6 +265,8 @@ class SqlStore(Store, Generic[C]):
         when = ensure_aware(at, what="at") if at is not None else utcnow()
         alert_id = nul_free(alert_id)
         comment = nul_free(action.comment) if action.comment is not None else None
+        if action.assignee is not None:
+            comment = f"to {nul_free(action.assignee)}" + (f": {comment}" if comment else "")
         operator = nul_free(action.operator)
         d = self._dialect
 
@@ -306,6 +308,15 @@ class SqlStore(Store, Generic[C]):
             )
 
         return self._run("act_on_alert", act)
+
+    def alert_owners(self, alert_ids: Sequence[str]) -> dict[str, str]:
+        ids = [nul_free(a) for a in alert_ids]
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        query = f"SELECT alert_id, owner FROM alerts WHERE owner IS NOT NULL AND alert_id IN ({marks})"
+        rows = self._fetch("alert_owners", query, ids)
+        return {row["alert_id"]: row["owner"] for row in rows}
 
     def get_alert_case(self, alert_id: str) -> AlertCase | None:
         alert_id = nul_free(alert_id)

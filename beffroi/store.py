@@ -17,6 +17,8 @@ Contract, shared by both backends and checked by tests/contract/test_store_contr
   actions exactly one wins and the other gets `TransitionRefused`. Repeating an action whose status
   the alert already has (acknowledging an acknowledged alert) is refused too, naming who holds it:
   it is a 409 for the API, never a silent success, so an operator learns a colleague got there first.
+  `assign` (a supervisor's) changes the owner of an open alert only; its trail entry's comment
+  starts with `to NAME`; assigning to the owner is refused as a repeat.
   Workers' `write_alerts` of a known alert_id leaves status, owner and history untouched.
 - Users and the audit log (`beffroi.identity.IdentityStore`): `add_user` refuses a known name;
   `append_audit` only appends (the tables refuse UPDATE and DELETE of audit rows); `list_audit` is
@@ -76,6 +78,7 @@ TRANSITIONS: Final[Mapping[AlertAction, tuple[frozenset[AlertStatus], AlertStatu
     AlertAction.RESOLVE: (OPEN_ALERT_STATUSES, AlertStatus.RESOLVED),
     AlertAction.CLOSE: (frozenset({AlertStatus.RESOLVED}), AlertStatus.CLOSED),
     AlertAction.COMMENT: (_ANY_STATUS, None),  # None: the status stays as it is
+    AlertAction.ASSIGN: (OPEN_ALERT_STATUSES, None),
 }
 """action -> (the statuses it applies to, the status it leads to)."""
 
@@ -94,6 +97,10 @@ def next_status(
             owner=owner,
         )
     applies_to, target = TRANSITIONS[action.action]
+    if action.action is AlertAction.ASSIGN and status in applies_to and owner == action.assignee:
+        raise TransitionRefused(
+            f"alert {alert_id} is already assigned to {owner}", alert_id=alert_id, status=status, owner=owner
+        )
     if status not in applies_to:
         if target is status:
             reason = f"alert {alert_id} is already {status.value}{held}"
@@ -108,7 +115,10 @@ def next_status(
 
 
 def next_owner(action: OperatorAction, owner: str | None) -> str | None:
-    """Acknowledging or starting takes the alert in hand; resolving an unowned alert does too."""
+    """Acknowledging or starting takes the alert in hand; resolving an unowned alert does too;
+    assigning gives it to the assignee."""
+    if action.action is AlertAction.ASSIGN:
+        return action.assignee
     if action.action in (AlertAction.ACKNOWLEDGE, AlertAction.START):
         return action.operator
     if action.action is AlertAction.RESOLVE and owner is None:
@@ -213,6 +223,10 @@ class Store(ABC):
         """Apply an operator's action (at `at`, default now): the alert's status and owner change and
         the returned audit entry is written, atomically. Raises UnknownAlertError, or
         TransitionRefused when the action does not apply to the alert's current status."""
+
+    @abstractmethod
+    def alert_owners(self, alert_ids: Sequence[str]) -> dict[str, str]:
+        """alert_id -> owner, for those of `alert_ids` that have an owner (unknown ids are left out)."""
 
     @abstractmethod
     def get_alert_case(self, alert_id: str) -> AlertCase | None:

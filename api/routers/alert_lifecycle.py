@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.access import OperateSite, ViewSite
+from api.access import OperateSite, SuperviseSite, ViewSite
 from api.audit import audit
 from api.deps import PageCacheDep, StoreDep
 from api.feed import AlertFeed, LiveEvent
@@ -24,7 +24,7 @@ from api.idempotency import Answer, IdempotencyKeys, KeyInFlight, KeyReused
 from api.page_cache import PageCache
 from api.procedures import Procedures, required_undone
 from beffroi.events import ActionComment, AlertAction, AlertCase, AlertStatus, OperatorAction, OperatorName
-from beffroi.identity import AuditKind, IdentityStore
+from beffroi.identity import AuditKind, IdentityStore, Role
 from beffroi.store import Store, TransitionRefused, UnknownAlertError
 
 router = APIRouter(tags=["alert lifecycle"])
@@ -81,7 +81,19 @@ class ActionRequest(BaseModel):
     def _comment_has_text(self) -> ActionRequest:
         if self.action is AlertAction.COMMENT and not (self.comment or "").strip():
             raise ValueError("a comment action needs a non-empty comment")
+        if self.action is AlertAction.ASSIGN:
+            raise ValueError("assign has its own route: POST /sites/{site_id}/alerts/{alert_id}/assign")
         return self
+
+
+class AssignRequest(BaseModel):
+    """Give an open alert to an operator of its site (who becomes its owner)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    assignee: OperatorName = Field(description="an enabled user with the operator role or above on the site")
+    comment: ActionComment = None
+    expected_status: AlertStatus | None = None
 
 
 def case_of_site(store: Store, site_id: str, alert_id: str) -> AlertCase:
@@ -134,6 +146,74 @@ def act_on_alert(
     site_id, user = scope.site_id, scope.principal.name
     if body.operator is not None and body.operator != user:
         raise HTTPException(403, f"you are signed in as {user!r}: you cannot act as {body.operator!r}")
+    action = OperatorAction(
+        action=body.action, operator=user, comment=body.comment, expected_status=body.expected_status
+    )
+    return _idempotent(request, site_id, user, alert_id, action, store, cache, idempotency_key)
+
+
+@router.post(
+    "/sites/{site_id}/alerts/{alert_id}/assign",
+    response_model=AlertCase,
+    description=(
+        "Give an open alert (new, acknowledged or in progress) to `assignee`, who becomes its owner; "
+        "its status does not change. The assignee must be an enabled user with the operator role or "
+        "above on this site. Recorded in the alert's trail (comment `to NAME`) and the audit log, "
+        "and pushed to the site's live stream as a `case` event. Needs the supervisor role on the "
+        "site. Assigning to the current owner is a 409, as is a closed or resolved alert.\n\n"
+        "`Idempotency-Key` (optional header): a retry with the same key acts once."
+    ),
+    responses={
+        403: {"description": "the user's role cannot assign", **_ERROR},
+        404: {"description": "unknown site, or no such alert on it", **_ERROR},
+        409: _CONFLICT,
+        422: {"description": "a bad body, an assignee who cannot take the alert, or a reused key", **_ERROR},
+    },
+)
+def assign_alert(
+    request: Request,
+    scope: SuperviseSite,
+    alert_id: AlertId,
+    body: AssignRequest,
+    store: StoreDep,
+    cache: PageCacheDep,
+    idempotency_key: IdempotencyKey = None,
+) -> AlertCase | Response:
+    """Assign the alert to an operator of its site; answers the alert as it now is."""
+    site_id, user = scope.site_id, scope.principal.name
+    identity: IdentityStore = request.app.state.identity
+    assignee = identity.get_user(body.assignee)
+    why = None
+    if assignee is None:
+        why = "no such user"
+    elif assignee.disabled:
+        why = "the user is disabled"
+    elif not assignee.role.allows(Role.OPERATOR):
+        why = f"the user is {assignee.role.value}, below operator"
+    elif not assignee.all_sites and site_id not in assignee.sites:
+        why = f"the user has no access to site {site_id!r}"
+    if why is not None:
+        raise HTTPException(422, f"cannot assign alert {alert_id} to {body.assignee!r}: {why}")
+    action = OperatorAction(
+        action=AlertAction.ASSIGN,
+        operator=user,
+        assignee=body.assignee,
+        comment=body.comment,
+        expected_status=body.expected_status,
+    )
+    return _idempotent(request, site_id, user, alert_id, action, store, cache, idempotency_key)
+
+
+def _idempotent(
+    request: Request,
+    site_id: str,
+    user: str,
+    alert_id: str,
+    body: OperatorAction,
+    store: Store,
+    cache: PageCache,
+    idempotency_key: str | None,
+) -> AlertCase | Response:
     if idempotency_key is None:
         return _act(request, site_id, user, alert_id, body, store, cache)
     keys: IdempotencyKeys = request.app.state.idempotency_keys
@@ -170,15 +250,12 @@ def _act(
     site_id: str,
     user: str,
     alert_id: str,
-    body: ActionRequest,
+    action: OperatorAction,
     store: Store,
     cache: PageCache,
 ) -> AlertCase | JSONResponse:
-    action = OperatorAction(
-        action=body.action, operator=user, comment=body.comment, expected_status=body.expected_status
-    )
     current = case_of_site(store, site_id, alert_id)  # an alert never changes site: checked once
-    if body.action is AlertAction.RESOLVE:
+    if action.action is AlertAction.RESOLVE:
         procedures: Procedures = request.app.state.procedures
         identity: IdentityStore = request.app.state.identity
         undone = required_undone(procedures.for_alert(current.alert), identity, alert_id)
@@ -199,7 +276,8 @@ def _act(
     detail = f"{entry.action.value}: {entry.from_status.value} -> {entry.to_status.value}"
     if entry.comment:
         detail += f" ({entry.comment})"
-    audit(request, AuditKind.ALERT_ACTION, actor=user, site_id=site_id, target=alert_id, detail=detail)
+    kind = AuditKind.ALERT_ASSIGNED if action.action is AlertAction.ASSIGN else AuditKind.ALERT_ACTION
+    audit(request, kind, actor=user, site_id=site_id, target=alert_id, detail=detail)
     case = case_of_site(store, site_id, alert_id)
     push_case(request, case)
     return case

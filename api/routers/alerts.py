@@ -25,6 +25,9 @@ class AlertPage(BaseModel):
     site_id: str
     count: int
     alerts: list[Alert]
+    owners: dict[str, str] = Field(
+        default_factory=dict, description="alert_id -> owner (who acknowledged, started, or was assigned it)"
+    )
 
 
 class AlertQuery(BaseModel):
@@ -101,7 +104,9 @@ async def list_alerts(request: Request, scope: ViewSite) -> Response:
                 zone_id=q.zone,
                 limit=q.limit,
             )
-            return AlertPage(site_id=site_id, count=len(alerts), alerts=alerts).model_dump_json().encode()
+            owners = store.alert_owners([a.alert_id for a in alerts])
+            page = AlertPage(site_id=site_id, count=len(alerts), alerts=alerts, owners=owners)
+            return page.model_dump_json().encode()
 
         body = await run_in_threadpool(page)
         cache.put(site_id, query, body, version=version)

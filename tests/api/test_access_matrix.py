@@ -105,6 +105,13 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
             "json": {"action": "comment", "comment": "checked on CCTV"},
         },
     ),
+    ("POST", "/sites/{site_id}/alerts/{alert_id}/assign"): (
+        Role.SUPERVISOR,
+        lambda w, s, u: {
+            "url": f"/sites/{s}/alerts/{_fresh_alert(w, s)}/assign",
+            "json": {"assignee": "operator"},
+        },
+    ),
     ("GET", "/sites/{site_id}/incidents"): (Role.VIEWER, lambda w, s, u: {"url": f"/sites/{s}/incidents"}),
     ("GET", "/sites/{site_id}/zone-states"): (
         Role.VIEWER,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from beffroi.events import AlertStatus
+from beffroi.identity import AuditKind, Role
 from tests.fixtures.api import sign_in
 from tests.fixtures.store import make_alert
 
@@ -224,3 +225,57 @@ def test_a_retried_action_with_its_idempotency_key_acts_once(api_client, raised)
     )
     r = api_client.post(url, json={"action": "comment", "comment": "ok"}, headers={"Idempotency-Key": "x"})
     assert r.status_code == 200, "a key whose request was refused before acting may be used again"
+
+
+def test_a_supervisor_assigns_an_open_alert_to_an_operator_of_its_site(api_client, raised):
+    app = api_client.app
+    boss = sign_in(api_client, "sam", role=Role.SUPERVISOR, sites=("stade-demo",))
+    sign_in(api_client, "olga", role=Role.OPERATOR, sites=("stade-demo",))
+    sign_in(api_client, "vic", role=Role.VIEWER, sites=("stade-demo",))
+    sign_in(api_client, "fred", role=Role.OPERATOR, sites=("fan-demo",))
+    sign_in(api_client, "gone", role=Role.OPERATOR, sites=("stade-demo",))
+    app.state.identity.set_user_disabled("gone", True)
+    url = f"/sites/stade-demo/alerts/{raised}/assign"
+    for who, why in [
+        ("nobody", "no such user"),
+        ("gone", "the user is disabled"),
+        ("vic", "the user is viewer, below operator"),
+        ("fred", "the user has no access to site 'stade-demo'"),
+    ]:
+        r = api_client.post(url, json={"assignee": who}, headers=boss)
+        assert r.status_code == 422, r.text
+        assert r.json()["reason"] == f"cannot assign alert {raised} to {who!r}: {why}"
+    assert api_client.post(url, json={"assignee": "olga"}).status_code == 403, "alice is an operator"
+    r = api_client.post(url, json={"assignee": "olga", "comment": "yours"}, headers=boss)
+    assert r.status_code == 200, r.text
+    case = r.json()
+    assert (case["owner"], case["alert"]["status"]) == ("olga", "new"), "assigning keeps the status"
+    assert [(e["operator"], e["action"], e["comment"]) for e in case["history"]] == [
+        ("sam", "assign", "to olga: yours")
+    ]
+    again = api_client.post(url, json={"assignee": "olga"}, headers=boss)
+    assert again.status_code == 409
+    assert again.json()["reason"] == f"alert {raised} is already assigned to olga"
+    page = api_client.get("/sites/stade-demo/alerts").json()
+    assert page["owners"] == {raised: "olga"}, "the list shows the owner"
+    [record] = app.state.identity.list_audit(kind=AuditKind.ALERT_ASSIGNED)
+    assert (record.actor, record.target, record.site_id) == ("sam", raised, "stade-demo")
+    assert post(api_client, raised, action="resolve").status_code == 200
+    closed = api_client.post(url, json={"assignee": "alice"}, headers=boss)
+    assert closed.status_code == 409, "a resolved alert is not assigned"
+    r = post(api_client, raised, action="assign")
+    assert r.status_code == 422
+    assert "assign has its own route" in r.json()["reason"]
+
+
+def test_an_assignment_is_pushed_on_the_live_stream(api_client, raised):
+    pushed = []
+    feed = api_client.app.state.feed
+    feed.push = lambda site, item: pushed.append((site, item.event.decode()))
+    boss = sign_in(api_client, "sam", role=Role.SUPERVISOR, sites=("stade-demo",))
+    r = api_client.post(f"/sites/stade-demo/alerts/{raised}/assign", json={"assignee": "alice"}, headers=boss)
+    assert r.status_code == 200, r.text
+    [(site, event)] = pushed
+    assert site == "stade-demo"
+    assert "event: case" in event
+    assert '"owner":"alice"' in event

@@ -266,7 +266,7 @@ def test_a_limit_below_one_is_refused(store: Store):
 # -- the alert lifecycle ----------------------------------------------------------------------------
 
 NEW, ACKED, IN_PROGRESS, RESOLVED, CLOSED = AlertStatus
-ACK, START, RESOLVE, CLOSE, COMMENT = AlertAction
+ACK, START, RESOLVE, CLOSE, COMMENT, ASSIGN = AlertAction
 REFUSED = None
 # (status, action) -> the status it leads to, or REFUSED
 LIFECYCLE = {
@@ -295,12 +295,19 @@ LIFECYCLE = {
     (CLOSED, RESOLVE): REFUSED,
     (CLOSED, CLOSE): REFUSED,
     (CLOSED, COMMENT): CLOSED,
+    (NEW, ASSIGN): NEW,
+    (ACKED, ASSIGN): ACKED,
+    (IN_PROGRESS, ASSIGN): IN_PROGRESS,
+    (RESOLVED, ASSIGN): REFUSED,
+    (CLOSED, ASSIGN): REFUSED,
 }
 
 
 def act(action: AlertAction, operator: str = "alice", **fields) -> OperatorAction:
     if action is COMMENT:
         fields.setdefault("comment", "noted")
+    if action is ASSIGN:
+        fields.setdefault("assignee", "olga")
     return OperatorAction(action=action, operator=operator, **fields)
 
 
@@ -731,3 +738,25 @@ def test_postgres_store_reconnects_after_losing_its_connection(postgres_settings
         assert killed == [(True,)]
         assert store.write_readings(readings) == 10
         assert store.count_readings() == 20
+
+
+def test_assigning_changes_the_owner_only_and_the_list_shows_owners(store: Store):
+    alert, other, unowned = make_alert(), make_alert(), make_alert()
+    store.write_alerts([alert, other, unowned])
+    store.act_on_alert(other.alert_id, act(ACK, "bob"))
+    entry = store.act_on_alert(alert.alert_id, act(ASSIGN, "sam", assignee="olga", comment="north gate"))
+    assert (entry.action, entry.from_status, entry.to_status, entry.comment) == (
+        ASSIGN,
+        NEW,
+        NEW,
+        "to olga: north gate",
+    )
+    case = store.get_alert_case(alert.alert_id)
+    assert case is not None
+    assert (case.owner, case.alert.status) == ("olga", NEW)
+    with pytest.raises(TransitionRefused, match="is already assigned to olga"):
+        store.act_on_alert(alert.alert_id, act(ASSIGN, "sam", assignee="olga"))
+    store.act_on_alert(other.alert_id, act(ASSIGN, "sam", assignee="olga"))
+    ids = [alert.alert_id, other.alert_id, unowned.alert_id, "no-such-alert"]
+    assert store.alert_owners(ids) == {alert.alert_id: "olga", other.alert_id: "olga"}
+    assert store.alert_owners([]) == {}

@@ -549,7 +549,10 @@
       const openIds = new Set(open.alerts.map((a) => a.alert_id));
       // an alert open before this read and not open in it was resolved or closed in the meantime
       for (const id of knownOpen) if (!openIds.has(id)) state.open.delete(id);
-      for (const page of [listed, open]) for (const a of page.alerts) addAlert(a, false);
+      for (const page of [listed, open]) {
+        for (const [id, owner] of Object.entries(page.owners || {})) state.owners.set(id, owner);
+        for (const a of page.alerts) addAlert(a, false);
+      }
       scheduleRender();
       const truncated = open.count >= OPEN_LIMIT;
       showBanner(truncated ? `More than ${OPEN_LIMIT} open alerts: zone colours count the newest only.` : "");
@@ -954,6 +957,7 @@
     const alert = alertCase.alert;
     if (!state.site || alert.site_id !== state.site.id) return;
     if (alertCase.owner) state.owners.set(alert.alert_id, alertCase.owner);
+    else state.owners.delete(alert.alert_id);
     addAlert(alert, false);
   }
 
