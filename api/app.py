@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 
@@ -12,7 +14,8 @@ from api.auth.passwords import Passwords
 from api.auth.ratelimit import FailureLimiter
 from api.auth.tokens import LocalTokens, OidcTokens, TokenVerifier
 from api.errors import install_error_handlers
-from api.feed import AlertFeed
+from api.escalation import Escalator
+from api.feed import AlertFeed, LiveEvent
 from api.health import HealthChecks
 from api.idempotency import IdempotencyKeys
 from api.page_cache import PageCache
@@ -22,8 +25,9 @@ from api.settings import ApiPlatformSettings
 from api.zone_board import ZoneBoard
 from beffroi import metrics
 from beffroi.bus import Bus
+from beffroi.clock import utcnow
 from beffroi.identity import IdentityStore
-from beffroi.store import Store
+from beffroi.store import Escalation, Store
 from beffroi.venue import Venue
 
 
@@ -37,11 +41,13 @@ def create_app(
     health: HealthChecks | None = None,
     identity: IdentityStore | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     """The API. A store or bus passed in is used as is (and not closed); missing ones are built
     from `settings` when the app starts. `live_alerts=False` serves no SSE stream (no bus needed).
     The venue (given, or read from `settings.venue`) makes unknown sites answer 404.
     Users and the audit log are kept in `identity` (default: the store).
+    While it runs, an `Escalator` on `clock` escalates overdue alerts (`settings.api.escalation`).
     Raises ValueError when `settings.api.auth` has no secret key (or a bad OIDC key set), ConfigError
     when the procedures file does not validate."""
     auth = settings.api.auth
@@ -98,6 +104,15 @@ def create_app(
                 board.start()
                 stack.callback(board.stop)
                 app.state.zone_board = board
+            app.state.escalator = escalator = Escalator(
+                app.state.store,
+                settings.api.escalation,
+                clock=clock,
+                on_escalated=lambda e: _announce(app, e),
+            )
+            if settings.api.escalation.enabled:
+                task = asyncio.create_task(escalator.run_forever(), name="escalation")
+                stack.push_async_callback(_cancel, task)
             yield
 
     app = FastAPI(
@@ -127,6 +142,23 @@ def create_app(
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     return app
+
+
+def _announce(app: FastAPI, escalation: Escalation) -> None:
+    """An escalated alert, on its site's live stream (a `case` event) and in fresh lists."""
+    cache: PageCache = app.state.page_cache
+    cache.invalidate(escalation.site_id)
+    feed: AlertFeed | None = app.state.feed
+    store: Store = app.state.store
+    case = store.get_alert_case(escalation.alert_id) if feed is not None else None
+    if feed is not None and case is not None:
+        feed.push(escalation.site_id, LiveEvent.of("case", case.model_dump_json(), escalation.alert_id))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 def _feed_health(feed: AlertFeed) -> dict[str, object]:

@@ -231,6 +231,15 @@ class AlertCase(BaseModel):
     updated_at: AwareDatetime | None = None
     """When an operator last acted on it (None: nobody has yet)."""
     history: tuple[AuditEntry, ...] = ()
+    escalations: int = 0
+    """How many times it was escalated (not acknowledged in time): its supervisors are flagged."""
+    escalated_at: AwareDatetime | None = None
+
+
+def raised_severity(severity: Severity) -> Severity:
+    """One level up (critical stays critical)."""
+    levels = list(Severity)
+    return levels[min(levels.index(severity) + 1, len(levels) - 1)]
 
 
 class DeadLetterReason(StrEnum):

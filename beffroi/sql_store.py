@@ -8,8 +8,8 @@ their dialect.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
 
@@ -26,11 +26,15 @@ from beffroi.events import (
     LatLon,
     OperatorAction,
     Reading,
+    Severity,
+    raised_severity,
 )
 from beffroi.identity import AuditKind, AuditRecord, User
 from beffroi.migrations import check_applied
 from beffroi.sql_dialect import C, Row, SqlDialect, Table
 from beffroi.store import (
+    ESCALATION_ACTOR,
+    Escalation,
     Store,
     StoreError,
     TransitionRefused,
@@ -309,6 +313,59 @@ class SqlStore(Store, Generic[C]):
 
         return self._run("act_on_alert", act)
 
+    def escalate_due(
+        self, now: datetime, after_s: Mapping[Severity, float], *, limit: int = 100
+    ) -> list[Escalation]:
+        now = ensure_aware(now, what="now").astimezone(UTC)
+        d = self._dialect
+        due: list[tuple[datetime, str, str, Severity, datetime]] = []
+        for severity, seconds in after_s.items():
+            rows = self._fetch(
+                "escalate_due",
+                "SELECT alert_id, site_id, raised_at, escalated_at FROM alerts WHERE status = ? "
+                "AND severity = ? AND COALESCE(escalated_at, raised_at) <= ? "
+                "AND (escalated_from IS NULL OR escalated_from <> severity) "
+                "ORDER BY raised_at, alert_id LIMIT ?",
+                [AlertStatus.NEW.value, severity.value, d.time(now - timedelta(seconds=seconds)), limit],
+            )
+            for r in rows:
+                raised = d.from_time(r["raised_at"])
+                since = d.from_time(r["escalated_at"]) if r["escalated_at"] is not None else raised
+                due.append((raised, r["alert_id"], r["site_id"], severity, since))
+        due.sort(key=lambda x: (x[0], x[1]))
+        done: list[Escalation] = []
+        for _, alert_id, site_id, severity, since in due[:limit]:
+            target = raised_severity(severity)
+            waited = (now - since).total_seconds()
+            detail = f"{severity.value} -> {target.value}: not acknowledged within {after_s[severity]:g} s"
+            escalation = Escalation(alert_id, site_id, severity, target, now, waited)
+            if self._escalate(escalation, detail):
+                done.append(escalation)
+        return done
+
+    def _escalate(self, e: Escalation, detail: str) -> bool:
+        """One escalation and its audit record, if the alert is still new at `e.from_severity` and
+        not escalated at that level (False: acknowledged, or escalated by another process)."""
+        d = self._dialect
+        update = (
+            "UPDATE alerts SET severity = ?, escalated_from = ?, escalated_at = ?, "
+            "escalations = escalations + 1 WHERE alert_id = ? AND status = ? AND severity = ? "
+            "AND (escalated_from IS NULL OR escalated_from <> severity)"
+        )
+        new = AlertStatus.NEW.value
+        record = (d.time(e.at), AuditKind.ALERT_ESCALATED.value, ESCALATION_ACTOR, e.site_id, e.alert_id)
+
+        def escalate(conn: C) -> bool:
+            with d.write(conn):
+                values = (e.to_severity.value, e.from_severity.value, d.time(e.at), e.alert_id, new)
+                updated = d.execute(conn, update, (*values, e.from_severity.value))
+                if updated.rowcount != 1:
+                    return False
+                d.execute(conn, _AUDIT_LOG_INSERT, (*record, None, detail))
+                return True
+
+        return self._run("escalate_due", escalate)
+
     def alert_owners(self, alert_ids: Sequence[str]) -> dict[str, str]:
         ids = [nul_free(a) for a in alert_ids]
         if not ids:
@@ -327,7 +384,8 @@ class SqlStore(Store, Generic[C]):
                 alert = _dicts(
                     d.execute(
                         conn,
-                        f"SELECT {_ALERT_COLUMNS}, owner, updated_at FROM alerts WHERE alert_id = ?",
+                        f"SELECT {_ALERT_COLUMNS}, owner, updated_at, escalations, escalated_at "
+                        "FROM alerts WHERE alert_id = ?",
                         (alert_id,),
                     )
                 )
@@ -344,10 +402,13 @@ class SqlStore(Store, Generic[C]):
         if row is None:
             return None
         owner, updated_at = row.pop("owner"), row.pop("updated_at")
+        escalations, escalated_at = row.pop("escalations"), row.pop("escalated_at")
         return AlertCase(
             alert=self._alert(row),
             owner=owner,
             updated_at=d.from_time(updated_at) if updated_at is not None else None,
+            escalations=int(escalations),
+            escalated_at=d.from_time(escalated_at) if escalated_at is not None else None,
             history=tuple(AuditEntry.model_validate({**e, "at": d.from_time(e["at"])}) for e in history),
         )
 

@@ -19,6 +19,8 @@ Contract, shared by both backends and checked by tests/contract/test_store_contr
   it is a 409 for the API, never a silent success, so an operator learns a colleague got there first.
   `assign` (a supervisor's) changes the owner of an open alert only; its trail entry's comment
   starts with `to NAME`; assigning to the owner is refused as a repeat.
+  `escalate_due` raises the severity of alerts nobody acknowledged in time, once per level, with
+  a conditional update (several API processes never escalate twice).
   Workers' `write_alerts` of a known alert_id leaves status, owner and history untouched.
 - Users and the audit log (`beffroi.identity.IdentityStore`): `add_user` refuses a known name;
   `append_audit` only appends (the tables refuse UPDATE and DELETE of audit rows); `list_audit` is
@@ -33,6 +35,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Final, Self
@@ -48,6 +51,7 @@ from beffroi.events import (
     DeadLetterReason,
     OperatorAction,
     Reading,
+    Severity,
 )
 from beffroi.identity import AuditKind, AuditRecord, User
 
@@ -170,6 +174,23 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+ESCALATION_ACTOR: Final = "beffroi-escalation"
+"""The actor of escalations in the audit log (no user does them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """An alert escalated by `Store.escalate_due`: its severity went from `from_severity` to
+    `to_severity` (equal for a critical one) at `at`."""
+
+    alert_id: str
+    site_id: str
+    from_severity: Severity
+    to_severity: Severity
+    at: datetime
+    waited_s: float
+
+
 class Store(ABC):
     """Implemented once in SQL by `beffroi.sql_store.SqlStore` over a dialect:
     `beffroi.sqlite_store.SqliteStore`, `beffroi.postgres_store.PostgresStore`.
@@ -223,6 +244,17 @@ class Store(ABC):
         """Apply an operator's action (at `at`, default now): the alert's status and owner change and
         the returned audit entry is written, atomically. Raises UnknownAlertError, or
         TransitionRefused when the action does not apply to the alert's current status."""
+
+    @abstractmethod
+    def escalate_due(
+        self, now: datetime, after_s: Mapping[Severity, float], *, limit: int = 100
+    ) -> list[Escalation]:
+        """Escalate the alerts still new `after_s[severity]` seconds after they were raised or last
+        escalated (severities not in `after_s` never are): severity one level up, `escalations` + 1,
+        at most once per severity level. Each is a conditional update that also appends an
+        `alert_escalated` record to the audit log, in one transaction: of several processes calling
+        this at once, exactly one escalates a given alert for a given level. Returns the escalations
+        this call made, oldest alerts first (at most `limit`)."""
 
     @abstractmethod
     def alert_owners(self, alert_ids: Sequence[str]) -> dict[str, str]:

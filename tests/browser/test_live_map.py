@@ -237,7 +237,7 @@ def test_an_operator_of_one_site_acknowledges_then_resolves_an_alert_and_the_aud
     # what the page shows comes from the store, and the session lasts: a reload keeps both
     page.reload()
     expect(page.locator("#signin-dialog")).to_be_hidden()
-    expect(item.locator(".alert-status")).to_have_text("resolved")
+    expect(item.locator(".alert-status")).to_have_text("resolved · alice")  # the list gives owners
     expect(zone_path(page, "tribune-nord")).to_have_attribute("data-severity", "none")
     expect(page.locator("#operator-name")).to_have_text("alice")
 

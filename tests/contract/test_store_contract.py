@@ -760,3 +760,85 @@ def test_assigning_changes_the_owner_only_and_the_list_shows_owners(store: Store
     ids = [alert.alert_id, other.alert_id, unowned.alert_id, "no-such-alert"]
     assert store.alert_owners(ids) == {alert.alert_id: "olga", other.alert_id: "olga"}
     assert store.alert_owners([]) == {}
+
+
+# -- escalation --------------------------------------------------------------------------------------
+
+AFTER = {Severity.CRITICAL: 60.0, Severity.HIGH: 300.0, Severity.MEDIUM: 900.0, Severity.LOW: 1800.0}
+
+
+def test_alerts_nobody_acknowledged_are_escalated_once_per_level(store: Store):
+    crit, med = make_alert(severity=Severity.CRITICAL), make_alert(severity=Severity.MEDIUM)
+    info, acked = make_alert(severity=Severity.INFO), make_alert(severity=Severity.CRITICAL)
+    store.write_alerts([crit, med, info, acked])
+    store.act_on_alert(acked.alert_id, act(ACK))
+    t0 = crit.raised_at
+
+    def escalated(seconds: float) -> list[tuple[str, Severity, Severity, float]]:
+        done = store.escalate_due(t0 + timedelta(seconds=seconds), AFTER)
+        assert all(e.at == t0 + timedelta(seconds=seconds) for e in done)
+        return [(e.alert_id, e.from_severity, e.to_severity, e.waited_s) for e in done]
+
+    assert escalated(59.999) == []
+    assert escalated(60) == [(crit.alert_id, Severity.CRITICAL, Severity.CRITICAL, 60.0)]
+    assert escalated(61) == [], "once per level: a critical alert stays critical, escalated once"
+    assert escalated(899) == []
+    assert escalated(901) == [(med.alert_id, Severity.MEDIUM, Severity.HIGH, 901.0)]
+    assert escalated(901 + 299) == [], "the next level's wait starts at the escalation"
+    assert escalated(901 + 300) == [(med.alert_id, Severity.HIGH, Severity.CRITICAL, 300.0)]
+    assert escalated(1201 + 60) == [(med.alert_id, Severity.CRITICAL, Severity.CRITICAL, 60.0)]
+    assert escalated(10**7) == [], "info is not in after_s, the acknowledged one is not new"
+
+    case = store.get_alert_case(med.alert_id)
+    assert case is not None
+    assert (case.alert.severity, case.escalations, case.escalated_at) == (
+        Severity.CRITICAL,
+        3,
+        t0 + timedelta(seconds=1261),
+    )
+    assert (case.alert.status, case.owner, case.history) == (NEW, None, ()), "nothing else changes"
+    untouched = store.get_alert_case(acked.alert_id)
+    assert untouched is not None
+    assert (untouched.escalations, untouched.escalated_at) == (0, None)
+    records = store.list_audit(kind=AuditKind.ALERT_ESCALATED, target=med.alert_id)
+    assert [r.detail for r in reversed(records)] == [
+        "medium -> high: not acknowledged within 900 s",
+        "high -> critical: not acknowledged within 300 s",
+        "critical -> critical: not acknowledged within 60 s",
+    ]
+    assert {(r.site_id, r.actor) for r in records} == {(med.site_id, "beffroi-escalation")}
+    assert store.write_alerts([med]) == 0
+    again = store.get_alert(med.alert_id)
+    assert again is not None
+    assert again.severity is Severity.CRITICAL, "a worker's rewrite changes nothing"
+
+
+def test_two_api_processes_never_escalate_an_alert_twice(open_store):
+    alerts = [make_alert(severity=Severity.HIGH) for _ in range(20)]
+    desks = [open_store(), open_store()]
+    desks[0].write_alerts(alerts)
+    now = alerts[0].raised_at + timedelta(hours=1)
+    done: list[list[str]] = [[], []]
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def escalate(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(3):
+                done[i] += [e.alert_id for e in desks[i].escalate_due(now, AFTER, limit=7)]
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=escalate, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    assert sorted(done[0] + done[1]) == sorted(a.alert_id for a in alerts), "each alert exactly once"
+    for alert in alerts:
+        case = desks[1].get_alert_case(alert.alert_id)
+        assert case is not None
+        assert (case.alert.severity, case.escalations) == (Severity.CRITICAL, 1)
+    assert len(desks[1].list_audit(kind=AuditKind.ALERT_ESCALATED, limit=100)) == len(alerts)
