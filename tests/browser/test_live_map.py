@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from beffroi.identity import AuditKind, Role
 from tests.fixtures.api import LiveApi, add_user, with_fan_zone
+from tower.runtime import DEMO_VENUE
 from tower.testing import zone_series
 
 pytestmark = pytest.mark.browser
@@ -46,6 +48,14 @@ def browser() -> Iterator[Browser]:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def api_settings(api_settings, tmp_path):
+    """The demo's procedures (a panic button's: radio and report required, cctv optional)."""
+    path = tmp_path / "procedures.yaml"
+    path.write_bytes((Path(DEMO_VENUE).parent / "procedures.yaml").read_bytes())
+    return api_settings.model_copy(update={"api": api_settings.api.model_copy(update={"procedures": path})})
 
 
 @pytest.fixture
@@ -190,7 +200,7 @@ def test_the_site_selector_switches_map_list_and_stream(make_live_api, demo_venu
 
 
 def test_an_operator_of_one_site_acknowledges_then_resolves_an_alert_and_the_audit_has_it(
-    make_live_api, demo_venue, page
+    make_live_api, demo_venue, page, problems
 ):
     live = make_live_api(with_fan_zone(demo_venue))
     live.slice.publish("panic-nord", {"pressed": 1})
@@ -216,6 +226,32 @@ def test_an_operator_of_one_site_acknowledges_then_resolves_an_alert_and_the_aud
     expect(nord).to_have_attribute("data-severity", "critical")  # acknowledged is still open
     expect(page.locator("#alerts-count")).to_have_text("1 open · 1 listed")
 
+    # the procedure of the selected alert: resolving before its required steps are done is refused
+    item.locator("button.alert-item").click()
+    panel = page.locator("#procedure")
+    expect(panel).to_be_visible()
+    steps = panel.locator("li[data-step]")
+    expect(steps).to_have_count(3)
+    expect(panel.locator("li[data-step] .step-required")).to_have_count(2)
+    expect(panel.locator('li[data-step="cctv"] .step-required')).to_have_count(0)
+    item.get_by_role("button", name=re.compile(r"^Resolve")).click()
+    expect(page.locator("#banner")).to_contain_text(
+        f"Cannot resolve this alert: cannot resolve alert {alert.alert_id}: required steps not done: radio ("
+    )
+    expect(page.locator("#banner")).to_contain_text("; report (")
+    expect(item.locator(".alert-status")).to_have_text("acknowledged · alice")
+    assert problems == [
+        "console error: Failed to load resource: the server responded with a status of 409 (Conflict)"
+    ]
+    problems.clear()  # the refused resolve, as the browser logs it
+    for step in ("radio", "report"):
+        box = panel.locator(f'li[data-step="{step}"] input[type="checkbox"]')
+        box.check()
+        expect(box).to_be_disabled()
+        expect(box).to_be_checked()
+        expect(panel.locator(f'li[data-step="{step}"] .step-done')).to_contain_text("done by alice")
+    expect(panel.locator('li[data-step="cctv"] input')).not_to_be_checked()
+
     item.get_by_role("button", name=re.compile(r"^Resolve")).click()
     expect(item.locator(".alert-status")).to_have_text("resolved · alice")
     expect(nord).to_have_attribute("data-severity", "none")
@@ -232,6 +268,8 @@ def test_an_operator_of_one_site_acknowledges_then_resolves_an_alert_and_the_aud
     assert [(r.kind, r.site_id, r.target, r.detail) for r in reversed(audit)] == [
         (AuditKind.SIGN_IN, None, None, "session cookie"),
         (AuditKind.ALERT_ACTION, "stade-demo", alert.alert_id, "acknowledge: new -> acknowledged"),
+        (AuditKind.STEP_DONE, "stade-demo", alert.alert_id, "radio"),
+        (AuditKind.STEP_DONE, "stade-demo", alert.alert_id, "report"),
         (AuditKind.ALERT_ACTION, "stade-demo", alert.alert_id, "resolve: acknowledged -> resolved"),
     ]
     # what the page shows comes from the store, and the session lasts: a reload keeps both

@@ -64,6 +64,9 @@
     signinUser: $("signin-user"),
     signinPassword: $("signin-password"),
     signinError: $("signin-error"),
+    procedure: $("procedure"),
+    procedureTitle: $("procedure-title"),
+    procedureSteps: $("procedure-steps"),
   };
 
   const state = {
@@ -292,6 +295,7 @@
     state.items.clear();
     state.selected = null;
     state.spread = [];
+    hideProcedure();
     ui.list.replaceChildren();
     ui.count.textContent = "";
     ui.empty.hidden = true;
@@ -778,6 +782,8 @@
 
   function selectAlert(alertId) {
     state.selected = state.selected === alertId ? null : alertId;
+    if (state.selected) loadProcedure(state.selected);
+    else hideProcedure();
     for (const li of state.items.values()) {
       li.firstChild.setAttribute("aria-pressed", String(li.firstChild.dataset.alertId === state.selected));
     }
@@ -793,6 +799,80 @@
     } else if (zone) {
       if (!map.getBounds().contains(zone.bounds)) map.fitBounds(zone.bounds.pad(0.6), { maxZoom: map.getZoom() });
       zone.path.openTooltip(zone.bounds.getCenter());
+    }
+  }
+
+  // --- the selected alert's procedure (its steps, ticked by operators) --------------------------------
+  function procedureUrl(alertId) {
+    return `sites/${encodeURIComponent(state.site.id)}/alerts/${encodeURIComponent(alertId)}/procedure`;
+  }
+
+  function hideProcedure() {
+    ui.procedure.hidden = true;
+    ui.procedureSteps.replaceChildren();
+    delete ui.procedure.dataset.alertId;
+  }
+
+  async function loadProcedure(alertId) {
+    if (!state.site) return;
+    const generation = state.generation;
+    try {
+      const procedure = await getJSON(procedureUrl(alertId));
+      if (generation === state.generation && state.selected === alertId) showProcedure(procedure);
+    } catch (err) {
+      if (generation === state.generation) showBanner(`Cannot read the procedure: ${err.message}`);
+    }
+  }
+
+  function showProcedure(procedure) {
+    if (!procedure.procedure_id) return hideProcedure();
+    ui.procedure.dataset.alertId = procedure.alert_id;
+    ui.procedureTitle.textContent = `Procedure: ${procedure.title || procedure.procedure_id}`;
+    ui.procedureSteps.replaceChildren();
+    for (const step of procedure.steps) {
+      const li = el("li");
+      li.dataset.step = step.id;
+      const label = el("label");
+      const box = el("input");
+      box.type = "checkbox";
+      box.checked = Boolean(step.done_by);
+      box.disabled = Boolean(step.done_by) || !canAct();
+      box.addEventListener("change", () => tick(procedure.alert_id, step.id, box));
+      label.append(box, el("span", "step-text", step.text));
+      if (step.required) {
+        const mark = el("span", "step-required", "*");
+        mark.title = "required before resolving";
+        label.append(mark);
+      }
+      li.append(label);
+      if (step.done_by) li.append(el("span", "step-done", `done by ${step.done_by} at ${formatTime(step.done_at)}`));
+      ui.procedureSteps.append(li);
+    }
+    ui.procedure.hidden = false;
+  }
+
+  async function tick(alertId, stepId, box) {
+    box.disabled = true;
+    let response = null;
+    let body = null;
+    try {
+      response = await fetch(`${procedureUrl(alertId)}/steps/${encodeURIComponent(stepId)}`, {
+        method: "POST",
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      body = { reason: err.message };
+    }
+    if (response && response.status === 401) return signedOut();
+    if (response && response.ok) {
+      showBanner("");
+      if (state.selected === alertId) showProcedure(body);
+    } else {
+      const reason = body && body.reason ? body.reason : response ? response.statusText : "no answer";
+      showBanner(`Cannot tick step ${stepId}: ${reason}`);
+      loadProcedure(alertId);
     }
   }
 
