@@ -14,6 +14,13 @@ No message can stop the bridge or hold back the ones behind it:
   counted and logged, and acknowledged with the rest.
 Rejections are counted per reason.
 
+`run` pipelines this: while a sender thread sends, flushes and acknowledges what was validated
+before, this thread reads and validates the next messages, and the source's own thread (paho's
+network loop) keeps receiving and answering the broker. The sender takes every batch validated
+meanwhile in one flush group, so groups grow with the load and stay small when it is light.
+Acknowledgement is per flush group, batches in order of receipt: the `Bus` seam confirms records
+by `flush`, not one by one, so a message is acknowledged once the flush after its send succeeded.
+
 Run alone with `python -m tower.processes.bridge --settings FILE` (stack mode: Mosquitto -> Kafka).
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections import Counter
@@ -54,6 +62,7 @@ class BridgeConfig:
     batch_size: int = 1000
     linger_s: float = 0.02
     poll_timeout_s: float = 0.2
+    pipeline_depth: int = 8  # validated batches waiting for the sender, at most
     retry_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
     flush_timeout_s: float = 5.0
     isolate_after: int = 3
@@ -110,6 +119,14 @@ class _Item:
     sensor_ts: datetime | None = None  # a reading's own timestamp (for the latency histogram)
 
 
+@dataclass
+class _Batch:
+    """A batch as received, and what each of its messages became."""
+
+    msgs: Sequence[Inbound]
+    items: list[_Item]
+
+
 class Bridge:
     """Moves messages from a `MessageSource` to a `Bus`; the same class in both modes."""
 
@@ -151,20 +168,114 @@ class Bridge:
 
     def process(self, batch: Sequence[Inbound]) -> bool:
         """Validate, send, flush, then acknowledge. False when stopped before the bus confirmed."""
-        self._in.inc(len(batch))
-        self._pending.inc(len(batch))
+        validated = self._validate(batch)
         try:
-            now = self.clock()
-            items = [self._convert(msg, now) for msg in batch]
-            if not self._deliver(items):
-                return False
-            self.source.ack(batch)
+            return self._complete([validated])
         finally:
             self._pending.dec(len(batch))
+
+    def run(self, *, summary_every_s: float = 30.0) -> None:
+        """Read and validate batches in this thread while a sender thread sends, flushes and
+        acknowledges them in order, until `stop()`; logs a summary of the counters periodically.
+        Never raises: an unexpected failure (of the source or the bus) is logged, and what it held
+        is left unacknowledged for the broker to deliver again."""
+        cfg = self.config
+        handoff: queue.Queue[_Batch] = queue.Queue(maxsize=cfg.pipeline_depth)
+        sender = threading.Thread(target=self._send_loop, args=(handoff,), name="bridge-sender", daemon=True)
+        sender.start()
+        next_summary = time.monotonic() + summary_every_s
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch = self.source.next_batch(
+                        max_items=cfg.batch_size, linger_s=cfg.linger_s, timeout_s=cfg.poll_timeout_s
+                    )
+                    if batch:
+                        self._hand_over(handoff, self._validate(batch))
+                    failures = 0
+                except Exception:
+                    self.stats.errors += 1
+                    delay = self._backoff(failures)
+                    failures += 1
+                    log.exception("bridge: reading a batch failed unexpectedly; retry in %.1fs", delay)
+                    self._stop.wait(delay)
+                if time.monotonic() >= next_summary:
+                    log.info("%s", self.stats.summary())
+                    next_summary = time.monotonic() + summary_every_s
+        finally:
+            self._stop.set()
+            sender.join()
+        log.info("%s", self.stats.summary())
+
+    def _hand_over(self, handoff: queue.Queue[_Batch], validated: _Batch) -> None:
+        """Queue `validated` for the sender (waiting while it is `pipeline_depth` behind)."""
+        while not self._stop.is_set():
+            try:
+                handoff.put(validated, timeout=self.config.poll_timeout_s)
+                return
+            except queue.Full:
+                continue
+        self._pending.dec(len(validated.msgs))  # stopped: left unacknowledged
+
+    def _send_loop(self, handoff: queue.Queue[_Batch]) -> None:
+        """The sender: everything validated so far in one flush group, acknowledged in order. After
+        `stop()` it still tries what was validated (once: nothing is acknowledged unconfirmed)."""
+        failures = 0
+        while True:
+            try:
+                group = [handoff.get(timeout=self.config.poll_timeout_s)]
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            while True:
+                try:
+                    group.append(handoff.get_nowait())
+                except queue.Empty:
+                    break
+            held = sum(len(b.msgs) for b in group)
+            try:
+                self._complete(group)
+                failures = 0
+            except Exception:
+                self.stats.errors += 1
+                delay = self._backoff(failures)
+                failures += 1
+                log.exception(
+                    "bridge: sending %d batches failed unexpectedly; the rest of them left "
+                    "unacknowledged, next in %.1fs",
+                    len(group),
+                    delay,
+                )
+                self._stop.wait(delay)
+            finally:
+                self._pending.dec(held)
+
+    def _validate(self, batch: Sequence[Inbound]) -> _Batch:
+        self._in.inc(len(batch))
+        self._pending.inc(len(batch))
+        now = self.clock()
+        return _Batch(batch, [self._convert(msg, now) for msg in batch])
+
+    def _complete(self, group: list[_Batch]) -> bool:
+        """Send and flush the records of `group`, then acknowledge its batches in order (each one
+        leaves `group` once acknowledged). False when stopped before the bus confirmed."""
+        if not self._deliver([item for b in group for item in b.items]):
+            return False
+        while group:
+            validated = group[0]
+            self.source.ack(validated.msgs)
+            group.pop(0)
+            self._account(validated)
+        return True
+
+    def _account(self, validated: _Batch) -> None:
+        items = validated.items
         metrics.observe_latency(
             "bridge", "forwarded", [i.sensor_ts for i in items if i.sensor_ts is not None]
         )
-        self._out.inc(len(batch))
+        self._out.inc(len(items))
         for item in items:
             if item.record is None:
                 self.stats.quarantined += 1
@@ -174,29 +285,6 @@ class Bridge:
                 self.stats.rejected[item.reason] += 1
                 metrics.DEAD_LETTERS.labels("bridge", item.reason).inc()
         self.stats.batches += 1
-        return True
-
-    def run(self, *, summary_every_s: float = 30.0) -> None:
-        """Process batches until `stop()`; logs a summary of the counters periodically. Never raises:
-        an unexpected failure (of the source or the bus) is logged and the batch comes again."""
-        next_summary = time.monotonic() + summary_every_s
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                failures = 0
-            except Exception:
-                self.stats.errors += 1
-                delay = self._backoff(failures)
-                failures += 1
-                log.exception(
-                    "bridge: a batch failed unexpectedly; nothing acknowledged, retry in %.1fs", delay
-                )
-                self._stop.wait(delay)
-            if time.monotonic() >= next_summary:
-                log.info("%s", self.stats.summary())
-                next_summary = time.monotonic() + summary_every_s
-        log.info("%s", self.stats.summary())
 
     # -- conversion ------------------------------------------------------------------------------
 
