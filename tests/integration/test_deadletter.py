@@ -28,8 +28,12 @@ GOOD, BAD = 10_000, 1_000
 R = DeadLetterReason
 
 
-def bad_payload(i: int, device: str, ghost: str) -> tuple[str, bytes, DeadLetterReason]:
-    """The i-th bad message: (publishing device, bytes, expected reason); every one is distinct."""
+def bad_payload(i: int, device: str, ghost: str, limit: int) -> tuple[str, bytes, DeadLetterReason]:
+    """The i-th bad message: (publishing device, bytes, expected reason); every one is distinct.
+
+    An oversized one is over the ingest limit but under the broker's packet limit (limit + 1 KiB):
+    the broker refuses larger packets outright (tests/integration/test_poison.py), the bridge
+    dead-letters these."""
     now = utcnow()
     good = json.loads(payload(device, {"pm25": 10.0, "co": 1.0}, ts=now, tags=[f"n:{i}"]))
     kind = i % 10
@@ -58,7 +62,9 @@ def bad_payload(i: int, device: str, ghost: str) -> tuple[str, bytes, DeadLetter
         good["timestamp"] = (now - timedelta(days=30, seconds=i)).isoformat()
         return device, json.dumps(good).encode(), R.TIMESTAMP_PAST
     if kind == 7:
-        good["tags"] = [f"pad:{i}:" + "x" * 300] * 30
+        good["tags"] = []
+        while len(json.dumps(good)) <= limit + 64:
+            good["tags"].append(f"pad:{i}:" + "x" * 300)
         return device, json.dumps(good).encode(), R.OVERSIZED
     if kind == 8:
         good["value"]["pm25"] = 5000.0 + i
@@ -82,10 +88,11 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_all_stored(stack_settings)
         (d, payload(d, {"pm25": rng.uniform(5, 60), "co": 1.0}, ts=start + timedelta(milliseconds=i)), None)
         for i, d in enumerate(names[i % len(names)] for i in range(GOOD))
     ]
-    messages += [bad_payload(i, names[i % len(names)], ghosts[i % len(ghosts)]) for i in range(BAD)]
-    rng.shuffle(messages)
-    # a dead letter keeps the exact bytes; of an oversized message, only its first bytes
     limit, prefix = settings.ingest.max_payload_bytes, settings.ingest.deadletter_prefix_bytes
+    messages += [bad_payload(i, names[i % len(names)], ghosts[i % len(ghosts)], limit) for i in range(BAD)]
+    rng.shuffle(messages)
+    assert all(len(raw) < settings.ingest.mqtt_max_packet_size() - 512 for _, raw, _ in messages)
+    # a dead letter keeps the exact bytes; of an oversized message, only its first bytes
     expected: dict[bytes, DeadLetterReason] = {
         (raw if len(raw) <= limit else raw[:prefix]): reason
         for _, raw, reason in messages
