@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from analytics.consumer import ConsumerLoop, LoopStats, WorkerError
+from analytics.provenance import rule_provenance, stamped
 from analytics.rules.registry import build_zone_rules
 from analytics.rules.zone import ZoneRule
 from analytics.settings import AnalyticsPlatformSettings
@@ -95,6 +96,7 @@ class CrowdWorker(ConsumerLoop[CrowdBatch]):
     ) -> None:
         super().__init__(bus=bus, store=store)
         self.rules = list(rules)
+        self._provenance = [rule_provenance(r) for r in self.rules]
         self.config = config
         self.stats = CrowdStats()
         self.rule_states: list[Any] = [r.initial() for r in self.rules]
@@ -115,6 +117,7 @@ class CrowdWorker(ConsumerLoop[CrowdBatch]):
     def process(self, records: list[Record]) -> CrowdBatch:
         batch = self.decode(records)
         self._step("store dead letters", lambda: self.store.write_dead_letters(batch.dead_letters))
+        self._step("store zone states", lambda: self.store.write_zone_states(batch.states))
         new_states, raised = self.evaluate(batch.states)
         batch.alerts = self._step("resume episodes", lambda: self._resume(raised))
         self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
@@ -145,13 +148,13 @@ class CrowdWorker(ConsumerLoop[CrowdBatch]):
         """Every rule stepped from its current state (left as it is): (new states, alerts)."""
         new_states: list[Any] = []
         alerts: list[Alert] = []
-        for rule, state in zip(self.rules, self.rule_states, strict=True):
+        for rule, state, provenance in zip(self.rules, self.rule_states, self._provenance, strict=True):
             try:
                 new, raised = rule.step(state, states)
             except Exception as exc:
                 raise WorkerError(f"rule {rule.name}", exc) from exc
             new_states.append(new)
-            alerts += raised
+            alerts += stamped(provenance, raised)
         return new_states, alerts
 
     def _resume(self, alerts: Sequence[Alert]) -> list[Alert]:

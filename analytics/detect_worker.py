@@ -24,11 +24,12 @@ from pathlib import Path
 
 from analytics.consumer import ConsumerLoop, LoopStats, WorkerError
 from analytics.detectors.engine import DetectEngine, EngineConfig, PhaseSource, TickResult
+from analytics.provenance import provenance_of
 from analytics.settings import AnalyticsPlatformSettings
 from analytics.snapshot import SnapshotError, load_snapshot, save_snapshot
 from beffroi.bus import Bus, BusError, Record, Subscription, TopicPartition
 from beffroi.events import Alert
-from beffroi.records import decode_reading, score_record
+from beffroi.records import SiteScores, decode_reading, score_record
 from beffroi.store import Store
 from beffroi.venue import Venue
 
@@ -119,6 +120,7 @@ class DetectWorker(ConsumerLoop[list[TickResult]]):
         if venue is not None:
             kinds = {**zone_kinds_of(venue), **kinds}
         self.engine = DetectEngine(config.engine, phases=phases, zone_kinds=kinds)
+        self.provenance = provenance_of(config.engine)
         self.stats = DetectStats()
         self._last_snapshot = time.monotonic()
         self._partition_ts: dict[str, float] = {}
@@ -221,8 +223,10 @@ class DetectWorker(ConsumerLoop[list[TickResult]]):
     def _emit(self, results: Sequence[TickResult]) -> None:
         if not results:
             return
-        alerts: list[Alert] = [a for r in results for a in r.alerts]
+        alerts: list[Alert] = self.provenance.stamp([a for r in results for a in r.alerts])
+        scores = [SiteScores(s.site_id, s.tick, s.streams) for r in results for s in r.scores]
         self._step("store alerts", lambda: self._count_new_alerts(alerts))
+        self._step("store scores", lambda: self.store.write_scores(scores) if scores else 0)
         self._step("publish", lambda: self._publish_results(alerts, results))
         self.stats.ticks += len(results)
         self.stats.alerts += len(alerts)

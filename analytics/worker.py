@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from analytics.consumer import ConsumerLoop, LoopStats, WorkerError
+from analytics.provenance import rule_provenance, stamped
 from analytics.rules.base import Rule
 from analytics.rules.registry import build_rules
 from analytics.settings import AnalyticsPlatformSettings
@@ -86,6 +87,7 @@ class Worker(ConsumerLoop[Batch]):
     def __init__(self, *, bus: Bus, store: Store, rules: Sequence[Rule], config: WorkerConfig) -> None:
         super().__init__(bus=bus, store=store)
         self.rules = list(rules)
+        self._provenance = [rule_provenance(r) for r in self.rules]
         self.config = config
         self.stats = WorkerStats()
 
@@ -131,9 +133,9 @@ class Worker(ConsumerLoop[Batch]):
 
     def evaluate(self, readings: Sequence[Reading]) -> list[Alert]:
         alerts: list[Alert] = []
-        for rule in self.rules:
+        for rule, provenance in zip(self.rules, self._provenance, strict=True):
             try:
-                alerts += rule.evaluate(readings)
+                alerts += stamped(provenance, rule.evaluate(readings))
             except Exception as exc:
                 raise WorkerError(f"rule {rule.name}", exc) from exc
         return alerts

@@ -135,6 +135,10 @@ class Alert(BaseModel):
     detail: str = ""
     value: float | None = None
     source_ids: tuple[str, ...] = ()
+    settings_hash: str | None = None
+    """Provenance: a hash of the settings (the rule's entry, or the detectors' section) that raised it."""
+    weights_hash: str | None = None
+    """Provenance: a hash of the model weights behind it (None: no weights, e.g. a threshold rule)."""
 
 
 OPEN_ALERT_STATUSES: frozenset[AlertStatus] = frozenset(

@@ -7,6 +7,7 @@ their dialect.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from beffroi.events import (
 )
 from beffroi.identity import AuditKind, AuditRecord, User
 from beffroi.migrations import check_applied
+from beffroi.records import SiteScores, ZoneState
 from beffroi.sql_dialect import C, Row, SqlDialect, Table
 from beffroi.store import (
     ESCALATION_ACTOR,
@@ -84,6 +86,10 @@ READINGS: Final = Table(
 )
 ALERTS: Final = Table("alerts", tuple(Alert.model_fields), key=("alert_id",))
 DEAD_LETTERS: Final = Table("dead_letters", tuple(DeadLetter.model_fields), key=("dead_letter_id",))
+ZONE_STATES: Final = Table(
+    "zone_states", ("site_id", "zone_id", "ts", "state"), key=("site_id", "zone_id", "ts")
+)
+SCORES: Final = Table("scores", ("site_id", "tick", "streams"), key=("site_id", "tick"))
 
 _ALERT_COLUMNS: Final = ALERTS.column_list
 _AUDIT_COLUMNS: Final = ", ".join(AuditEntry.model_fields)
@@ -177,6 +183,21 @@ class SqlStore(Store, Generic[C]):
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
         return self._insert_new("write_dead_letters", DEAD_LETTERS, [self._db_row(d) for d in letters])
+
+    def write_zone_states(self, states: Sequence[ZoneState]) -> int:
+        time = self._dialect.time
+        rows = [
+            (nul_free(s.site_id or ""), nul_free(s.zone_id), time(s.ts), s.model_dump_json(by_alias=True))
+            for s in states
+        ]
+        return self._insert_new("write_zone_states", ZONE_STATES, rows)
+
+    def write_scores(self, scores: Sequence[SiteScores]) -> int:
+        time = self._dialect.time
+        rows = [
+            (nul_free(s.site_id), time(s.tick), json.dumps(s.streams, separators=(",", ":"))) for s in scores
+        ]
+        return self._insert_new("write_scores", SCORES, rows)
 
     def _db_value(self, value: Any) -> Any:
         if isinstance(value, StrEnum):
@@ -439,6 +460,67 @@ class SqlStore(Store, Generic[C]):
         row["value"], row["tags"] = d.from_json(row["value"]), d.from_text_list(row["tags"])
         return Reading.model_validate(row)
 
+    def scan_readings(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        site_ids: Sequence[str] | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 5000,
+    ) -> list[Reading]:
+        where, params = self._filters(
+            ("ts >= ?", since),
+            ("ts < ?", until),
+            _in("site_id", site_ids),
+            ("(ts > ? OR (ts = ? AND message_id > ?))", None if after is None else [after[0], *after]),
+        )
+        rows = self._fetch(
+            "scan_readings",
+            f"SELECT {READINGS.column_list} FROM readings WHERE {where} ORDER BY ts, message_id LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [self._reading(row) for row in rows]
+
+    def list_zone_states(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        site_ids: Sequence[str] | None = None,
+        limit: int = 10_000,
+    ) -> list[ZoneState]:
+        where, params = self._filters(("ts >= ?", since), ("ts < ?", until), _in("site_id", site_ids))
+        rows = self._fetch(
+            "list_zone_states",
+            f"SELECT state FROM zone_states WHERE {where} ORDER BY ts, site_id, zone_id LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [ZoneState.model_validate_json(row["state"]) for row in rows]
+
+    def list_scores(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        site_ids: Sequence[str] | None = None,
+        limit: int = 10_000,
+    ) -> list[SiteScores]:
+        where, params = self._filters(("tick >= ?", since), ("tick < ?", until), _in("site_id", site_ids))
+        rows = self._fetch(
+            "list_scores",
+            f"SELECT site_id, tick, streams FROM scores WHERE {where} ORDER BY tick, site_id LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [
+            SiteScores(
+                site_id=row["site_id"],
+                tick=self._dialect.from_time(row["tick"]),
+                streams={k: (float(v[0]), float(v[1])) for k, v in json.loads(row["streams"]).items()},
+            )
+            for row in rows
+        ]
+
     def count_readings(self, site_id: str | None = None) -> int:
         return self._count("readings", ("site_id = ?", site_id))
 
@@ -604,6 +686,15 @@ def reading_row(
         location.lon if location is not None else None,
         text_list(r.tags),
     )
+
+
+def _in(column: str, values: Sequence[str] | None) -> tuple[str, Any]:
+    """A `column IN (...)` condition for `_filters` (None: no condition; empty: matches nothing)."""
+    if values is None:
+        return ("", None)
+    if not values:
+        return ("1 = 0", [])
+    return (f"{column} IN ({', '.join('?' * len(values))})", list(values))
 
 
 def _status_in(values: list[str] | None) -> tuple[str, Any]:

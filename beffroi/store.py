@@ -54,6 +54,7 @@ from beffroi.events import (
     Severity,
 )
 from beffroi.identity import AuditKind, AuditRecord, User
+from beffroi.records import SiteScores, ZoneState
 
 
 class StoreError(RuntimeError):
@@ -278,6 +279,49 @@ class Store(ABC):
 
     @abstractmethod
     def count_readings(self, site_id: str | None = None) -> int: ...
+
+    @abstractmethod
+    def scan_readings(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        site_ids: Sequence[str] | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 5000,
+    ) -> list[Reading]:
+        """Readings of every site (or of `site_ids`) with ts in [since, until), oldest first (ties by
+        message_id), starting after the (ts, message_id) `after`: page through a window for replay."""
+
+    @abstractmethod
+    def write_zone_states(self, states: Sequence[ZoneState]) -> int:
+        """Store zone states as consumed (unique on site, zone and ts); returns how many were new."""
+
+    @abstractmethod
+    def list_zone_states(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        site_ids: Sequence[str] | None = None,
+        limit: int = 10_000,
+    ) -> list[ZoneState]:
+        """Zone states with ts in [since, until), oldest first (ties by site, then zone)."""
+
+    @abstractmethod
+    def write_scores(self, scores: Sequence[SiteScores]) -> int:
+        """Store the detectors' per-site scores (unique on site and tick); returns how many were new."""
+
+    @abstractmethod
+    def list_scores(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        site_ids: Sequence[str] | None = None,
+        limit: int = 10_000,
+    ) -> list[SiteScores]:
+        """Scores with tick in [since, until), oldest first (ties by site)."""
 
     @abstractmethod
     def list_dead_letters(

@@ -17,4 +17,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tower.commands.eval_series",
     "tower.commands.whatif",
     "tower.commands.users",
+    "tower.commands.replay",
 )
