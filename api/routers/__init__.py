@@ -14,6 +14,7 @@ from api.routers import (
     incidents,
     metrics,
     procedures,
+    replays,
     sites,
     users,
     zones,
@@ -32,4 +33,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     users.router,
     map_page.router,
     metrics.router,
+    replays.router,
 )

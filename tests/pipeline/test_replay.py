@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from analytics.replay import ReplayWindow, compare, replay
+from api.app import create_app
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
 from tower.cli import main
@@ -97,7 +100,10 @@ def test_a_higher_threshold_removes_exactly_the_alerts_between_the_levels(record
     assert all(d.change == "same" for d in others)
 
 
-def test_the_command_writes_the_report(recorded: Pipeline, tmp_path: Path) -> None:
+def test_the_command_writes_the_report(
+    recorded: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BEFFROI_MODE", raising=False)  # stack.env's mode would win over the file
     db = recorded.store.dialect.place.removeprefix("in ")
     live = recorded.settings.model_copy(
         update={"sqlite": recorded.settings.sqlite.model_copy(update={"path": Path(db)})}
@@ -115,6 +121,34 @@ def test_the_command_writes_the_report(recorded: Pipeline, tmp_path: Path) -> No
     assert "x real time" in report
     assert "| smoke-pm25 |" in report
     assert (out / "changes_per_rule.png").stat().st_size > 1000
+
+
+def test_the_api_runs_a_replay_in_the_background(recorded: Pipeline) -> None:
+    db = Path(recorded.store.dialect.place.removeprefix("in "))
+    live = recorded.settings.model_copy(
+        update={"sqlite": recorded.settings.sqlite.model_copy(update={"path": db})}
+    )
+    candidate = with_smoke_above(live, 200.0)
+    app = create_app(live, store=recorded.store, venue=recorded.venue, live_alerts=False)
+    body = {"from": WINDOW.since.isoformat(), "to": WINDOW.until.isoformat()}
+    body["settings"] = {"worker": candidate.worker.model_dump(mode="json")}
+    with TestClient(app) as client:
+        started = client.post("/replays", json=body)
+        assert started.status_code == 202
+        link = started.json()["links"]["self"]
+        deadline = time.monotonic() + 30
+        while (status := client.get(link).json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert status["status"] == "done", status
+        assert status["summary"]["per_rule"]["smoke-pm25"]["removed"] == sum(
+            1 for v in PM25 if 150 < v <= 200
+        )
+        assert status["summary"]["recorded"] == len(recorded.alerts())
+        bad = client.post("/replays", json={**body, "to": body["from"]})
+        assert bad.status_code == 422
+        assert "before it starts" in bad.json()["reason"]
+        assert client.get("/replays/" + "0" * 32).status_code == 404
 
 
 def test_a_window_that_ends_before_it_starts_is_refused() -> None:

@@ -1,0 +1,171 @@
+"""Replays over the API: `POST /replays` queues one (202 + id), `GET /replays/{id}` serves its
+status and summary. One replay runs at a time in a background thread, reading the store through a
+connection of its own; at most `MAX_PENDING` wait (429 beyond). A candidate may replace the
+`worker`, `detectors` or `crowd` section of the running settings; nothing else can change."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import deque
+from datetime import datetime
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from analytics.replay import CHANGES, ReplayWindow, compare, replay
+from analytics.settings import AnalyticsPlatformSettings, CrowdSettings, DetectorsSettings, WorkerSettings
+from api.deps import SettingsDep, VenueDep
+from beffroi.settings import PlatformSettings
+from beffroi.store_factory import make_store
+from beffroi.venue import Venue
+
+router = APIRouter(tags=["replays"])
+
+MAX_PENDING = 4
+MAX_KEPT = 100
+
+
+class Candidate(BaseModel):
+    """Sections replacing the running ones (omitted: as recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    worker: WorkerSettings | None = None
+    detectors: DetectorsSettings | None = None
+    crowd: CrowdSettings | None = None
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: datetime = Field(alias="from")
+    until: datetime = Field(alias="to")
+    sites: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]] | None = None
+    settings: Candidate | None = None
+
+
+class ReplaySummary(BaseModel):
+    recorded: int
+    replayed: int
+    changes: dict[str, int]
+    per_rule: dict[str, dict[str, int]]
+    readings: int
+    zone_states: int
+    wall_s: float
+    speedup: float
+
+
+class ReplayStatus(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    request: dict[str, Any]
+    error: str | None = None
+    summary: ReplaySummary | None = None
+    links: dict[str, str]
+
+
+class Replays:
+    """The queue and the results (kept in memory, the newest `MAX_KEPT`)."""
+
+    def __init__(self, settings: PlatformSettings, venue: Venue | None) -> None:
+        self.settings = settings
+        self.venue = venue
+        self.jobs: dict[str, ReplayStatus] = {}
+        self._queue: deque[tuple[str, ReplayWindow, Candidate | None]] = deque()
+        self._lock = threading.Lock()
+        self._busy = False
+
+    def submit(self, body: ReplayRequest) -> ReplayStatus:
+        try:
+            window = ReplayWindow(
+                since=body.since, until=body.until, site_ids=tuple(body.sites) if body.sites else None
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        with self._lock:
+            if len(self._queue) >= MAX_PENDING:
+                raise HTTPException(429, f"{MAX_PENDING} replays already wait; try again later")
+            job_id = uuid.uuid4().hex
+            status = ReplayStatus(
+                id=job_id,
+                status="queued",
+                request=body.model_dump(mode="json", by_alias=True, exclude_none=True),
+                links={"self": f"/replays/{job_id}"},
+            )
+            self.jobs[job_id] = status
+            while len(self.jobs) > MAX_KEPT:
+                del self.jobs[next(iter(self.jobs))]
+            self._queue.append((job_id, window, body.settings))
+            if not self._busy:
+                self._busy = True
+                threading.Thread(target=self._drain, name="replays", daemon=True).start()
+        return status
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._busy = False
+                    return
+                job_id, window, candidate = self._queue.popleft()
+            self._set(job_id, status="running")
+            try:
+                self._set(job_id, status="done", summary=self._run(window, candidate))
+            except Exception as exc:  # a failed replay is reported, never fatal to the API
+                self._set(job_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _set(self, job_id: str, **update: Any) -> None:
+        with self._lock:
+            if job_id in self.jobs:
+                self.jobs[job_id] = self.jobs[job_id].model_copy(update=update)
+
+    def _run(self, window: ReplayWindow, candidate: Candidate | None) -> ReplaySummary:
+        settings = cast(AnalyticsPlatformSettings, self.settings)
+        if candidate is not None:
+            sections = {k: v for k, v in candidate if v is not None}
+            settings = cast(AnalyticsPlatformSettings, cast(BaseModel, settings).model_copy(update=sections))
+        with make_store(self.settings, migrate=False) as store:
+            result = replay(store, settings, window, venue=self.venue)
+        cmp = compare(result.recorded, result.alerts)
+        return ReplaySummary(
+            recorded=len(result.recorded),
+            replayed=len(result.alerts),
+            changes={c: cmp.count(c) for c in CHANGES},
+            per_rule={rule: dict(row) for rule, row in cmp.by(lambda a: a.rule).items()},
+            readings=result.readings,
+            zone_states=result.zone_states,
+            wall_s=result.wall_s,
+            speedup=result.speedup,
+        )
+
+
+_CREATE = threading.Lock()
+
+
+def _replays(request: Request, settings: PlatformSettings, venue: Venue | None) -> Replays:
+    with _CREATE:
+        replays: Replays | None = getattr(request.app.state, "replays", None)
+        if replays is None:
+            replays = request.app.state.replays = Replays(settings, venue)
+        return replays
+
+
+@router.post("/replays", status_code=202)
+def start_replay(
+    body: ReplayRequest, request: Request, settings: SettingsDep, venue: VenueDep
+) -> ReplayStatus:
+    """Queue a replay of the recorded window (isolated: no live alert is written or pushed)."""
+    return _replays(request, settings, venue).submit(body)
+
+
+@router.get("/replays/{replay_id}")
+def get_replay(
+    replay_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    request: Request,
+    settings: SettingsDep,
+    venue: VenueDep,
+) -> ReplayStatus:
+    status = _replays(request, settings, venue).jobs.get(replay_id)
+    if status is None:
+        raise HTTPException(404, f"unknown replay {replay_id!r}")
+    return status
