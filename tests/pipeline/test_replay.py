@@ -28,7 +28,9 @@ WINDOW = ReplayWindow(since=T0 - timedelta(minutes=5), until=T0 + timedelta(hour
 
 def base_settings() -> Settings:
     s = Settings()
-    s = s.model_copy(update={"detectors": s.detectors.model_copy(update={"enabled": False})})
+    s = s.model_copy(
+        update={"mode": "embedded", "detectors": s.detectors.model_copy(update={"enabled": False})}
+    )
     return alert_on_every_reading(s)  # one alert per reading over the level: countable changes
 
 
