@@ -15,6 +15,7 @@ one-line payloads, readings and zone states, and the whole slice in memory, driv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from analytics.crowd_worker import CrowdWorker
+from analytics.detect_worker import DetectWorker, DetectWorkerConfig
 from analytics.rules.registry import build_rules
 from analytics.rules.zone import ZoneRule
 from analytics.worker import Worker, WorkerConfig
@@ -45,7 +48,9 @@ from beffroi.sqlite_store import SqliteStore
 from beffroi.venue import Device, Exit, Site, Venue, Zone
 from ingest.bridge import Bridge, BridgeConfig
 from ingest.source import Inbound, QueueSource
-from simulators.publish import live_objects_payload
+from simulators.engine import Simulation
+from simulators.publish import InProcessPublisher, live_objects_payload
+from simulators.scenario_file import load_scenario
 from tower.runtime import provision_devices as provision_devices  # re-exported for tests
 from tower.settings import Settings
 from tower.settings import write_settings as write_settings  # re-exported for tests and benchmarks
@@ -443,3 +448,81 @@ class ComponentProcess:
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+# -- a scenario recorded through the embedded slice (for replay) -------------------------------
+
+
+@dataclass
+class Recording:
+    store_path: Path
+    since: datetime
+    until: datetime
+    published: int
+    alerts: int
+    wall_s: float
+
+
+def record_scenario(
+    scenario_path: Path,
+    store_path: Path,
+    *,
+    settings: Settings | None = None,
+    scale: float | None = None,
+    duration_s: float = 3600.0,
+    start: datetime | None = None,
+    out_dir: Path | None = None,
+    drain_every: int = 10,
+) -> Recording:
+    """Run a scenario's sensors through bridge, worker and detector worker (MemoryBus, SQLite at
+    `store_path`), draining every `drain_every` ticks as a live system keeps up, then to the end of
+    input. Ground truth goes to `out_dir`."""
+    settings = settings or Settings()
+    start = start or (utcnow() - timedelta(seconds=duration_s + 600)).replace(microsecond=0)
+    sim = Simulation(load_scenario(scenario_path), scale=scale, start=start, out_dir=out_dir)
+    venue = sim.world.venue
+    bus = MemoryBus()
+    bus.ensure_topics(settings.kafka.partitions())
+    store = SqliteStore(store_path)
+    store.migrate()
+    source = QueueSource()
+    bridge = Bridge(
+        source=source, bus=bus, devices=venue.devices, config=BridgeConfig.from_settings(settings)
+    )
+    worker = Worker.from_settings(settings, bus=bus, store=store)
+    config = dataclasses.replace(DetectWorkerConfig.from_settings(settings), snapshot_path=None)
+    detect = DetectWorker(bus=bus, store=store, config=config, venue=venue)
+    ticks = 0
+
+    def drain(_: object = None) -> None:
+        nonlocal ticks
+        ticks += 1
+        if _ is not None and ticks % drain_every:
+            return
+        while bridge.run_once(timeout_s=0):
+            pass
+        while worker.run_once(timeout_s=0):
+            pass
+        while detect.run_once(timeout_s=0):
+            pass
+
+    began = time.monotonic()
+    publisher = InProcessPublisher(source.offer)
+    try:
+        sim.run(publisher, duration_s=duration_s, speed=0.0, on_tick=drain)
+        drain()
+        detect.drain()
+        alerts = sum(store.count_alerts(s.id) for s in venue.sites)
+    finally:
+        worker.close()
+        detect.close()
+        store.close()
+        bus.close()
+    return Recording(
+        store_path=store_path,
+        since=start,
+        until=start + timedelta(seconds=duration_s),
+        published=publisher.published,
+        alerts=alerts,
+        wall_s=time.monotonic() - began,
+    )
