@@ -132,8 +132,11 @@ def test_the_api_runs_a_replay_in_the_background(recorded: Pipeline) -> None:
     )
     candidate = with_smoke_above(live, 200.0)
     app = create_app(live, store=recorded.store, venue=recorded.venue, live_alerts=False)
-    body = {"from": WINDOW.since.isoformat(), "to": WINDOW.until.isoformat()}
-    body["settings"] = {"worker": candidate.worker.model_dump(mode="json")}
+    body: dict[str, object] = {
+        "from": WINDOW.since.isoformat(),
+        "to": WINDOW.until.isoformat(),
+        "settings": {"worker": candidate.worker.model_dump(mode="json")},
+    }
     with TestClient(app) as client:
         started = client.post("/replays", json=body)
         assert started.status_code == 202
