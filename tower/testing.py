@@ -471,14 +471,16 @@ def record_scenario(
     scale: float | None = None,
     duration_s: float = 3600.0,
     start: datetime | None = None,
+    from_s: float = 0.0,
     out_dir: Path | None = None,
     drain_every: int = 10,
 ) -> Recording:
     """Run a scenario's sensors through bridge, worker and detector worker (MemoryBus, SQLite at
     `store_path`), draining every `drain_every` ticks as a live system keeps up, then to the end of
-    input. Ground truth goes to `out_dir`."""
+    input. The bridge's clock is the simulated one (a live system receives each reading as it is
+    sent); the recording starts `from_s` into the scenario. Ground truth goes to `out_dir`."""
     settings = settings or Settings()
-    start = start or (utcnow() - timedelta(seconds=duration_s + 600)).replace(microsecond=0)
+    start = start or (utcnow() - timedelta(seconds=from_s + duration_s + 600)).replace(microsecond=0)
     sim = Simulation(load_scenario(scenario_path), scale=scale, start=start, out_dir=out_dir)
     venue = sim.world.venue
     bus = MemoryBus()
@@ -509,7 +511,7 @@ def record_scenario(
     began = time.monotonic()
     publisher = InProcessPublisher(source.offer)
     try:
-        sim.run(publisher, duration_s=duration_s, speed=0.0, on_tick=drain)
+        sim.run(publisher, duration_s=duration_s, speed=0.0, from_s=from_s, on_tick=drain)
         drain()
         detect.drain()
         alerts = sum(store.count_alerts(s.id) for s in venue.sites)
@@ -520,8 +522,8 @@ def record_scenario(
         bus.close()
     return Recording(
         store_path=store_path,
-        since=start,
-        until=start + timedelta(seconds=duration_s),
+        since=start + timedelta(seconds=from_s),
+        until=start + timedelta(seconds=from_s + duration_s),
         published=publisher.published,
         alerts=alerts,
         wall_s=time.monotonic() - began,
