@@ -1,7 +1,8 @@
 """Replays over the API: `POST /replays` queues one (202 + id), `GET /replays/{id}` serves its
-status and summary. One replay runs at a time in a background thread, reading the store through a
-connection of its own; at most `MAX_PENDING` wait (429 beyond). A candidate may replace the
-`worker`, `detectors` or `crowd` section of the running settings; nothing else can change."""
+status and summary (supervisors and admins). One replay runs at a time in a background thread,
+reading the API's store query by query (paged: live requests interleave); at most `MAX_PENDING`
+wait (429 beyond). A candidate may replace the `worker`, `detectors` or `crowd` section of the
+running settings; nothing else can change."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.replay import CHANGES, ReplayWindow, compare, replay
 from analytics.settings import AnalyticsPlatformSettings, CrowdSettings, DetectorsSettings, WorkerSettings
+from api.access import Supervisor
 from api.deps import SettingsDep, VenueDep
 from beffroi.settings import PlatformSettings
-from beffroi.store_factory import make_store
+from beffroi.store import Store
 from beffroi.venue import Venue
 
 router = APIRouter(tags=["replays"])
@@ -67,8 +69,9 @@ class ReplayStatus(BaseModel):
 class Replays:
     """The queue and the results (kept in memory, the newest `MAX_KEPT`)."""
 
-    def __init__(self, settings: PlatformSettings, venue: Venue | None) -> None:
+    def __init__(self, settings: PlatformSettings, store: Store, venue: Venue | None) -> None:
         self.settings = settings
+        self.store = store
         self.venue = venue
         self.jobs: dict[str, ReplayStatus] = {}
         self._queue: deque[tuple[str, ReplayWindow, Candidate | None]] = deque()
@@ -124,8 +127,7 @@ class Replays:
         if candidate is not None:
             sections = {k: v for k, v in candidate if v is not None}
             settings = cast(AnalyticsPlatformSettings, cast(BaseModel, settings).model_copy(update=sections))
-        with make_store(self.settings, migrate=False) as store:
-            result = replay(store, settings, window, venue=self.venue)
+        result = replay(self.store, settings, window, venue=self.venue)
         cmp = compare(result.recorded, result.alerts)
         return ReplaySummary(
             recorded=len(result.recorded),
@@ -146,21 +148,28 @@ def _replays(request: Request, settings: PlatformSettings, venue: Venue | None) 
     with _CREATE:
         replays: Replays | None = getattr(request.app.state, "replays", None)
         if replays is None:
-            replays = request.app.state.replays = Replays(settings, venue)
+            replays = request.app.state.replays = Replays(settings, request.app.state.store, venue)
         return replays
 
 
-@router.post("/replays", status_code=202)
+@router.post("/replays", status_code=202, responses={404: {"description": "a site outside the user's"}})
 def start_replay(
-    body: ReplayRequest, request: Request, settings: SettingsDep, venue: VenueDep
+    body: ReplayRequest, principal: Supervisor, request: Request, settings: SettingsDep, venue: VenueDep
 ) -> ReplayStatus:
-    """Queue a replay of the recorded window (isolated: no live alert is written or pushed)."""
+    """Queue a replay of the recorded window (isolated: no live alert is written or pushed), of
+    `sites` or of every site the supervisor sees."""
+    for site in body.sites or []:
+        if not principal.sees(site):
+            raise HTTPException(404, f"unknown site {site!r}")
+    if not body.sites and principal.sites is not None:
+        body = body.model_copy(update={"sites": sorted(principal.sites)})
     return _replays(request, settings, venue).submit(body)
 
 
 @router.get("/replays/{replay_id}")
 def get_replay(
     replay_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    principal: Supervisor,
     request: Request,
     settings: SettingsDep,
     venue: VenueDep,

@@ -118,6 +118,14 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
         lambda w, s, u: {"url": f"/sites/{s}/zone-states"},
     ),
     ("GET", "/audit"): (Role.SUPERVISOR, lambda w, s, u: {"url": "/audit"}),
+    ("POST", "/replays"): (
+        Role.SUPERVISOR,
+        lambda w, s, u: {
+            "url": "/replays",
+            "json": {"from": "2024-07-26T19:00:00Z", "to": "2024-07-26T19:01:00Z", "sites": [OWN]},
+        },
+    ),
+    ("GET", "/replays/{replay_id}"): (Role.SUPERVISOR, lambda w, s, u: {"url": f"/replays/{_replay(w)}"}),
     ("GET", "/procedures"): (Role.VIEWER, lambda w, s, u: {"url": "/procedures"}),
     ("PUT", "/procedures"): (
         Role.SUPERVISOR,
@@ -153,6 +161,15 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
 
 EVERY_SITE = {("PUT", "/procedures")}
 """Routes that need, beyond the role, a user of every site (the matrix's users have one site)."""
+
+
+def _replay(world: World) -> str:
+    """A replay started by a supervisor of the world (its id: any supervisor may read it)."""
+    token = token_for(world.api.app, "replay-starter", role=Role.SUPERVISOR, sites=(OWN,))
+    body = {"from": "2024-07-26T19:00:00Z", "to": "2024-07-26T19:01:00Z"}
+    r = httpx.post(world.api.base_url + "/replays", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
 
 
 def _fresh_alert(world: World, site: str) -> str:

@@ -15,6 +15,8 @@ from analytics.replay import ReplayWindow, compare, replay
 from api.app import create_app
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
+from beffroi.identity import Role
+from tests.fixtures.api import token_for, with_auth
 from tower.cli import main
 from tower.settings import Settings
 from tower.testing import Pipeline, alert_on_every_reading, pipeline, write_settings, zone_series
@@ -131,13 +133,16 @@ def test_the_api_runs_a_replay_in_the_background(recorded: Pipeline) -> None:
         update={"sqlite": recorded.settings.sqlite.model_copy(update={"path": db})}
     )
     candidate = with_smoke_above(live, 200.0)
-    app = create_app(live, store=recorded.store, venue=recorded.venue, live_alerts=False)
+    app = create_app(with_auth(live), store=recorded.store, venue=recorded.venue, live_alerts=False)
     body: dict[str, object] = {
         "from": WINDOW.since.isoformat(),
         "to": WINDOW.until.isoformat(),
         "settings": {"worker": candidate.worker.model_dump(mode="json")},
     }
     with TestClient(app) as client:
+        operator = {"Authorization": f"Bearer {token_for(app, 'oscar', role=Role.OPERATOR)}"}
+        assert client.post("/replays", json=body, headers=operator).status_code == 403
+        client.headers["Authorization"] = f"Bearer {token_for(app, 'sonia', role=Role.SUPERVISOR)}"
         started = client.post("/replays", json=body)
         assert started.status_code == 202
         link = started.json()["links"]["self"]
