@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from analytics.replay import CHANGES, ReplayWindow, compare, replay
 from analytics.settings import AnalyticsPlatformSettings, CrowdSettings, DetectorsSettings, WorkerSettings
@@ -40,10 +39,15 @@ class Candidate(BaseModel):
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: datetime = Field(alias="from")
-    until: datetime = Field(alias="to")
+    since: AwareDatetime = Field(alias="from")
+    until: AwareDatetime = Field(alias="to")
     sites: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]] | None = None
     settings: Candidate | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> ReplayRequest:
+        ReplayWindow(since=self.since, until=self.until)  # a ValueError names what is wrong
+        return self
 
 
 class ReplaySummary(BaseModel):
