@@ -12,7 +12,7 @@ from collections import deque
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from analytics.replay import CHANGES, ReplayWindow, compare, replay
 from analytics.settings import AnalyticsPlatformSettings, CrowdSettings, DetectorsSettings, WorkerSettings
@@ -43,11 +43,6 @@ class ReplayRequest(BaseModel):
     until: AwareDatetime = Field(alias="to")
     sites: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]] | None = None
     settings: Candidate | None = None
-
-    @model_validator(mode="after")
-    def _window(self) -> ReplayRequest:
-        ReplayWindow(since=self.since, until=self.until)  # a ValueError names what is wrong
-        return self
 
 
 class ReplaySummary(BaseModel):
@@ -84,11 +79,12 @@ class Replays:
 
     def submit(self, body: ReplayRequest) -> ReplayStatus:
         try:
-            window = ReplayWindow(
+            window: ReplayWindow | None = ReplayWindow(
                 since=body.since, until=body.until, site_ids=tuple(body.sites) if body.sites else None
             )
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            error = None
+        except ValueError as exc:  # accepted, and failed at once with the reason (a valid schema)
+            window, error = None, str(exc)
         with self._lock:
             if len(self._queue) >= MAX_PENDING:
                 raise HTTPException(429, f"{MAX_PENDING} replays already wait; try again later")
@@ -99,9 +95,13 @@ class Replays:
                 request=body.model_dump(mode="json", by_alias=True, exclude_none=True),
                 links={"self": f"/replays/{job_id}"},
             )
+            if window is None:
+                status = status.model_copy(update={"status": "failed", "error": error})
             self.jobs[job_id] = status
             while len(self.jobs) > MAX_KEPT:
                 del self.jobs[next(iter(self.jobs))]
+            if window is None:
+                return status
             self._queue.append((job_id, window, body.settings))
             if not self._busy:
                 self._busy = True
@@ -170,7 +170,9 @@ def start_replay(
     return _replays(request, settings, venue).submit(body)
 
 
-@router.get("/replays/{replay_id}")
+@router.get(
+    "/replays/{replay_id}", responses={404: {"description": "no replay of this id (kept: the newest 100)"}}
+)
 def get_replay(
     replay_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
     principal: Supervisor,

@@ -156,8 +156,9 @@ def test_the_api_runs_a_replay_in_the_background(recorded: Pipeline) -> None:
         )
         assert status["summary"]["recorded"] == len(recorded.alerts())
         bad = client.post("/replays", json={**body, "to": body["from"]})
-        assert bad.status_code == 422
-        assert "before it starts" in bad.json()["reason"]
+        assert bad.status_code == 202  # a schema-valid request: accepted, and failed with the reason
+        assert bad.json()["status"] == "failed"
+        assert "before it starts" in client.get(bad.json()["links"]["self"]).json()["error"]
         assert client.get("/replays/" + "0" * 32).status_code == 404
 
 
