@@ -22,7 +22,7 @@ from analytics.vision.realdata import (
     perspective_sigmas,
     shared_data_root,
 )
-from analytics.vision.training.density_mix import PointSample, random_crop
+from analytics.vision.training.density_mix import PointSample, random_crop, real_samples
 from tower.cli import main
 
 
@@ -169,6 +169,15 @@ def test_training_crops_keep_the_people_they_show():
         assert target.shape == (16, 16)
         # mass of whole people only: an integer number of heads landed in the crop
         assert target.sum() == pytest.approx(round(float(target.sum())), abs=1e-3)
+
+
+def test_a_train_side_hold_out_leaves_out_exactly_its_items(tmp_path):
+    root = _write_dataset(tmp_path / "ds", [1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8])
+    # train split = frames 1-6; hold out every 3rd: frames 3 and 6
+    kept = real_samples(root, "train", hold_out_every=3)
+    held = real_samples(root, "train", hold_out_every=3, held_out=True)
+    assert [len(s.points) for s in kept] == [1, 2, 4, 5]
+    assert [len(s.points) for s in held] == [3, 6]
 
 
 def test_smoothing_uses_the_past_only():

@@ -56,7 +56,7 @@ def _mix(args: argparse.Namespace) -> int:
 
     samples: list[PointSample] = []
     for root in args.real if args.epochs > 0 else []:
-        samples += real_samples(Path(root), "train")
+        samples += real_samples(Path(root), "train", hold_out_every=args.hold_out_every)
     for root in args.frames if args.epochs > 0 else []:
         samples += simulator_samples(Path(root), anchor="head")
     spec = MixTraining(
@@ -71,6 +71,7 @@ def _mix(args: argparse.Namespace) -> int:
         threads=args.threads,
         init=Path(args.init) if args.init else None,
         resume=args.resume,
+        on_people=args.on_people,
         weights=_weights(args.source_weight),
     )
     counts = sample_counts(samples)
@@ -163,6 +164,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         metavar="NAME=W",
         help="with --real: sampling weight of a source (dataset directory name, or 'simulator')",
+    )
+    p.add_argument(
+        "--hold-out-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --real: leave out the train items whose index %% K == 0 (to choose checkpoints on)",
+    )
+    p.add_argument(
+        "--on-people",
+        type=float,
+        default=0.5,
+        help="with --real: share of training crops centred on a head (the rest anywhere)",
     )
     p.add_argument("--resume", action="store_true", help="with --real: continue from OUT.ckpt")
     p.add_argument(

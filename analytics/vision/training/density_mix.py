@@ -60,6 +60,7 @@ class MixTraining:
     width: int = 32
     dilated: int = 4
     scale_range: tuple[float, float] = (0.7, 1.4)
+    on_people: float = 0.5  # share of crops centred on an annotated point (the rest anywhere)
     seed: int = 0
     threads: int | None = 1
     init: Path | None = None
@@ -67,13 +68,20 @@ class MixTraining:
     weights: dict[str, float] = field(default_factory=dict)  # source -> sampling weight (default 1)
 
 
-def real_samples(root: Path, split: Split = "train") -> list[PointSample]:
-    """The `split` of a dataset in the shared format, heads with their perspective/kNN kernels."""
+def real_samples(
+    root: Path, split: Split = "train", *, hold_out_every: int = 0, held_out: bool = False
+) -> list[PointSample]:
+    """The `split` of a dataset in the shared format, heads with their perspective/kNN kernels.
+
+    `hold_out_every` K > 0 sets aside the items whose index % K == 0 (to choose checkpoints on the
+    train side): `held_out=False` gives the others, `held_out=True` those set aside."""
     ds = load_dataset(root)
     if ds.video is not None:
         raise ValueError(f"{root}: training reads frames/ or images/, not a video")
     out = []
     for it in ds.split(split):
+        if hold_out_every > 0 and (it.index % hold_out_every == 0) != held_out:
+            continue
         assert it.path is not None
         out.append(PointSample(read_image(it.path), it.heads, item_sigmas(ds, it), ds.name))
     if not out:
@@ -131,15 +139,19 @@ def degrade(img: npt.NDArray[np.float32], rng: np.random.Generator) -> npt.NDArr
 
 
 def random_crop(
-    s: PointSample, size: int, rng: np.random.Generator, scale_range: tuple[float, float]
+    s: PointSample,
+    size: int,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float],
+    on_people: float = 0.5,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """A size x size crop at a random scale and place (padded with black off the image), and its target."""
     h, w = s.image.shape[:2]
     lo, hi = scale_range
     scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     win = size / scale
-    # bias windows toward people: half the time centre on a random annotated point
-    if len(s.points) and rng.random() < 0.5:
+    # bias windows toward people: `on_people` of the time centre on a random annotated point
+    if len(s.points) and rng.random() < on_people:
         cx, cy = s.points[int(rng.integers(len(s.points)))] + rng.normal(0, win / 4, size=2)
         x0, y0 = cx - win / 2, cy - win / 2
     else:
@@ -221,7 +233,13 @@ def train_mix(
             for k in srcs:
                 pool = by_source[names[int(k)]]
                 pairs.append(
-                    random_crop(samples[pool[int(rng.integers(len(pool)))]], spec.crop, rng, spec.scale_range)
+                    random_crop(
+                        samples[pool[int(rng.integers(len(pool)))]],
+                        spec.crop,
+                        rng,
+                        spec.scale_range,
+                        spec.on_people,
+                    )
                 )
             x = torch.from_numpy(np.stack([a for a, _ in pairs])).permute(0, 3, 1, 2)
             y = torch.from_numpy(np.stack([b for _, b in pairs]))[:, None] * DENSITY_SCALE
