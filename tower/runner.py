@@ -15,6 +15,7 @@ now: every timestamp is in the past of the wall clock, as a broker-side bridge e
 from __future__ import annotations
 
 import hashlib
+import logging
 import signal
 import threading
 import time
@@ -32,6 +33,8 @@ from simulators.scenario import Scenario
 from simulators.scenario_file import load_scenario
 from simulators.world import build_world
 from tower.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["stack", "embedded", "dry"]
 
@@ -182,7 +185,12 @@ def _run_embedded(opts: RunOptions, start: datetime) -> tuple[RunStats, str]:
     scenario = load_scenario(opts.scenario)
     sim = Simulation(scenario, scale=opts.scale, seed=opts.seed, start=start, out_dir=opts.out_dir)
     settings = _settings(opts).model_copy(update={"mode": "embedded"})
-    runtime = compose(settings, venue=sim.world.venue)
+    # the API signs its tokens with a key from the environment; without one the run feeds the
+    # platform (bridge, workers, store) and serves no API rather than failing
+    serve_api = settings.api.auth.secret_key is not None
+    if not serve_api:
+        log.warning("simulate: BEFFROI_API__AUTH__SECRET_KEY is not set, so the operator API is not served")
+    runtime = compose(settings, venue=sim.world.venue, api=serve_api)
     from_s = scenario.at(opts.from_time) if opts.from_time else 0.0
     stop = _stop_flag()
     with runtime:
