@@ -19,6 +19,7 @@ import pytest
 from beffroi.devices import DeviceKind
 from ingest.mqtt_source import end_session, open_session
 from simulators.publish import MqttPublisher, Publisher
+from tests.fixtures.api import token_for, with_auth
 from tower.runtime import ApiService, Runtime, compose
 from tower.settings import Settings
 from tower.testing import isolated, payload, provision_devices, tiny_venue, unique
@@ -49,6 +50,7 @@ class Slice:
     rt: Runtime
     publisher: Publisher
     site: str
+    headers: dict[str, str]
 
     @property
     def base_url(self) -> str:
@@ -59,7 +61,7 @@ class Slice:
 def running(slice_settings) -> Iterator[Slice]:
     site = unique("site-")
     venue = tiny_venue({f"{site}-pb": DeviceKind.PANIC_BUTTON, f"{site}-aq": "air_quality"}, site_id=site)
-    rt = compose(slice_settings, venue=venue)
+    rt = compose(with_auth(slice_settings), venue=venue)
     if slice_settings.mode == "stack":
         provision_devices(slice_settings, venue.devices)
         publisher: Publisher = MqttPublisher(slice_settings.mqtt)
@@ -71,14 +73,18 @@ def running(slice_settings) -> Iterator[Slice]:
         deadline = time.monotonic() + 30
         while not api.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        yield Slice(rt, publisher, site)
+        # an operator of every site, signed in with a bearer token from the API's own issuer
+        headers = {"Authorization": f"Bearer {token_for(api.app, 'alice')}"}
+        yield Slice(rt, publisher, site, headers)
         publisher.close()
 
 
 def test_a_panic_press_reaches_the_operator_by_get_and_by_sse(running):
     rt, publisher, site = running.rt, running.publisher, running.site
-    with httpx.Client(base_url=running.base_url, timeout=httpx.Timeout(10.0, read=45.0)) as http:
-        assert http.get(f"/sites/{site}/alerts").json() == {"site_id": site, "count": 0, "alerts": []}
+    timeout = httpx.Timeout(10.0, read=45.0)
+    with httpx.Client(base_url=running.base_url, headers=running.headers, timeout=timeout) as http:
+        empty = http.get(f"/sites/{site}/alerts").json()
+        assert (empty["site_id"], empty["count"], empty["alerts"]) == (site, 0, [])
         with http.stream("GET", f"/sites/{site}/alerts/stream") as stream:
             assert stream.status_code == 200
             lines = stream.iter_lines()
@@ -121,7 +127,7 @@ def _next_event(lines: Iterator[str]) -> dict[str, str]:
 
 def test_bad_queries_get_a_4xx_with_a_reason(running):
     site = running.site
-    with httpx.Client(base_url=running.base_url, timeout=10) as http:
+    with httpx.Client(base_url=running.base_url, headers=running.headers, timeout=10) as http:
         unknown = http.get("/sites/nowhere/alerts")
         assert unknown.status_code == 404
         assert "unknown site 'nowhere'" in unknown.json()["reason"]
