@@ -8,7 +8,9 @@ as `beffroi stack-init` does for the configured ones) and removes them afterward
 
 from __future__ import annotations
 
+import gc
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +27,17 @@ from tower.settings import Settings
 from tower.testing import collect, payload, reading
 
 pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _collect_refused_clients() -> Iterator[None]:
+    """A client the broker refused leaves kafka-python's wake-up socket pair to the garbage collector;
+    collect it here, after each test, rather than inside whichever test runs next."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
 
 CLIENTS = ["kafka-python", "confluent-kafka"]
 
