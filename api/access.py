@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
-from api.auth.tokens import InvalidToken, Principal, TokenVerifier
+from api.auth.tokens import InvalidToken, KeysUnavailable, Principal, TokenVerifier
 from beffroi.identity import SITE_ID_PATTERN, Role
 from beffroi.venue import Venue
 
@@ -50,6 +50,8 @@ async def authenticated(request: Request) -> Principal:
             principal = await run_in_threadpool(verifier.principal, token)
         except InvalidToken as exc:
             raise HTTPException(401, str(exc), headers=BEARER) from exc
+        except KeysUnavailable as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
     if from_cookie and request.method not in ("GET", "HEAD", "OPTIONS"):
         _same_origin(request)
     request.state.principal = principal

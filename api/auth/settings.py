@@ -22,6 +22,11 @@ class OidcSettings(_Section):
     audience: str = Field(min_length=1, description="the `aud` the tokens must carry")
     jwks_file: Path | None = Field(default=None, description="the issuer's public keys (a JWKS file)")
     jwks_url: str | None = Field(default=None, pattern=r"^https?://", description="or their address")
+    jwks_cache_s: float = Field(default=300.0, gt=0, description="how long keys read from jwks_url are kept")
+    jwks_refetch_s: float = Field(
+        default=30.0, ge=0, description="at most one new fetch per this time for a token of an unknown kid"
+    )
+    jwks_timeout_s: float = Field(default=5.0, gt=0, le=60, description="the fetch's time limit")
     algorithms: list[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]] = ["RS256", "ES256"]
     username_claim: str = "preferred_username"
     roles_claim: str = "roles"

@@ -28,6 +28,10 @@ class InvalidToken(Exception):
     """The token is missing, malformed, expired, or speaks for nobody allowed in; `str()` says why."""
 
 
+class KeysUnavailable(Exception):
+    """The OIDC issuer's key set cannot be read from its address (the token may be good: a 503)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a request acts for. `sites` None: every site."""
@@ -117,7 +121,14 @@ class OidcTokens:
                 raise ValueError(f"api.auth.oidc.jwks_file {settings.jwks_file}: {exc}") from exc
         else:
             assert settings.jwks_url is not None
-            self._client = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            # the key set is fetched once, kept `jwks_cache_s`; a token with an unknown kid (a rotated
+            # key) fetches it again at most every `jwks_refetch_s`
+            self._client = jwt.PyJWKClient(
+                settings.jwks_url,
+                lifespan=settings.jwks_cache_s,
+                timeout=settings.jwks_timeout_s,
+                cooldown_duration=settings.jwks_refetch_s,
+            )
 
     def _key(self, token: str) -> Any:
         try:
@@ -127,6 +138,11 @@ class OidcTokens:
         if self._client is not None:
             try:
                 return self._client.get_signing_key_from_jwt(token).key
+            except jwt.PyJWKClientConnectionError as exc:
+                raise KeysUnavailable(
+                    f"the keys of {self.settings.issuer} cannot be read from {self.settings.jwks_url}: "
+                    f"{exc.__cause__ or exc}"
+                ) from exc
             except jwt.PyJWTError as exc:
                 raise InvalidToken(f"no key of {self.settings.issuer} checks this token: {exc}") from exc
         assert self._keys is not None
@@ -215,7 +231,8 @@ class TokenVerifier:
         return principal
 
     def principal(self, token: str) -> Principal:
-        """Verify `token` (or take it from the cache); raises InvalidToken."""
+        """Verify `token` (or take it from the cache); raises InvalidToken, or KeysUnavailable when
+        the OIDC issuer's key set cannot be fetched."""
         hit = self.cached(token)
         if hit is not None:
             return hit

@@ -3,8 +3,10 @@ of every attempt, expiry and sign-out, and tokens of an OIDC issuer checked with
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -253,3 +255,81 @@ def test_the_signing_key_is_never_written_to_a_settings_file(tmp_path):
     assert key not in path.read_text()
     assert "secret_key" not in path.read_text()
     assert load_settings(path).api.auth.secret_key is None, "children read it from the environment"
+
+
+class _KeyServer:
+    """A local HTTP server serving a JWKS document (no internet), counting its fetches."""
+
+    def __init__(self, keys: list[dict[str, object]]) -> None:
+        self.keys = keys
+        self.fetches = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.fetches += 1
+                body = json.dumps({"keys": server.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, object]:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def test_oidc_keys_from_an_address_are_cached_refetched_for_a_new_kid_and_unreachable_is_503(
+    api_settings, demo_venue, identity, tmp_path, issuer
+):
+    oidc, _ = issuer
+    k1, k2 = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    server = _KeyServer([_jwk(k1, "k1")])
+
+    def token(key, kid, name):
+        now = int(time.time())
+        claims = {"iss": "https://idp.example", "aud": "beffroi", "iat": now, "exp": now + 300}
+        claims |= {"sub": name, "roles": ["viewer"], "sites": ["stade-demo"]}
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+    by_url = oidc.model_copy(update={"jwks_file": None, "jwks_url": server.url, "jwks_refetch_s": 0.0})
+    try:
+        with make_client(api_settings, demo_venue, identity, tmp_path, oidc=by_url) as client:
+
+            def get(tok):
+                return client.get("/sites", headers={"Authorization": f"Bearer {tok}"})
+
+            assert server.fetches == 0  # nothing is fetched before a token needs it
+            assert [get(token(k1, "k1", n)).status_code for n in ("a", "b", "c")] == [200, 200, 200]
+            assert server.fetches == 1  # one fetch, then the cached set
+            server.keys = [_jwk(k1, "k1"), _jwk(k2, "k2")]  # the issuer rotates in a new key
+            assert get(token(k2, "k2", "d")).status_code == 200
+            assert server.fetches == 2
+            assert get(token(k2, "k3", "e")).status_code == 401  # a kid the issuer does not have
+            server.stop()
+            assert get(token(k1, "k1", "f")).status_code == 200  # cached keys outlive an outage
+    finally:
+        if server.thread.is_alive():
+            server.stop()
+
+    gone = by_url.model_copy(update={"jwks_url": server.url, "jwks_timeout_s": 2.0})
+    with make_client(api_settings, demo_venue, identity, tmp_path, oidc=gone) as client:
+        r = client.get("/sites", headers={"Authorization": f"Bearer {token(k1, 'k1', 'g')}"})
+    assert r.status_code == 503
+    reason = r.json()["reason"]
+    assert reason.startswith(f"the keys of https://idp.example cannot be read from {server.url}: "), reason
