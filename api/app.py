@@ -76,6 +76,11 @@ def create_app(
             if not isinstance(users, IdentityStore):
                 raise TypeError(f"{type(users).__name__} keeps no users: pass identity=")
             app.state.identity = users
+            # shared with every API process on this store: Idempotency-Keys, failed sign-ins
+            app.state.idempotency_keys = IdempotencyKeys(users)
+            limits = auth.sign_in_limits
+            app.state.user_limiter = FailureLimiter(users, "user", limits.per_user, limits.window_s)
+            app.state.address_limiter = FailureLimiter(users, "address", limits.per_address, limits.window_s)
             app.state.tokens = TokenVerifier(local_tokens, users, oidc=oidc, recheck_s=auth.recheck_s)
             app.state.feed = None
             app.state.zone_board = None
@@ -129,14 +134,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.page_cache = cache = PageCache(settings.api.list_cache_s)
-    app.state.idempotency_keys = IdempotencyKeys()
     path = settings.api.procedures
     app.state.procedures = load_procedures(path) if path is not None else Procedures()
     app.state.auth_settings = auth
     app.state.passwords = Passwords(auth.password_hash)
-    limits = auth.sign_in_limits
-    app.state.user_limiter = FailureLimiter(limits.per_user, limits.window_s)
-    app.state.address_limiter = FailureLimiter(limits.per_address, limits.window_s)
     install_error_handlers(app)
     document_access(app)
     for router in (*ROUTERS, *extra_routers):

@@ -9,6 +9,8 @@ procedure steps, escalations, user changes and exports, each with its actor, cli
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol, runtime_checkable
@@ -112,9 +114,20 @@ class AuditRecord(BaseModel):
     detail: str = Field(default="", max_length=2000)
 
 
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """A live claim of an Idempotency-Key: the request it came with and its answer (`status` None:
+    still being answered)."""
+
+    fingerprint: str
+    status: int | None
+    body: bytes | None
+
+
 @runtime_checkable
 class IdentityStore(Protocol):
-    """Where users and the audit log are kept (the Store implements it; both backends)."""
+    """Where users and the audit log are kept (the Store implements it; both backends), and what
+    several API processes on one store share about requests: failed sign-ins and Idempotency-Keys."""
 
     def add_user(self, user: User) -> None:
         """Raises ValueError when a user of that name exists."""
@@ -139,3 +152,25 @@ class IdentityStore(Protocol):
         limit: int = 100,
     ) -> list[AuditRecord]:
         """Newest first. `sites` None: every record; else only the records of those sites."""
+
+    def sign_in_failures(self, key: str, *, since: datetime, limit: int) -> list[datetime]:
+        """The times of `key`'s failed sign-ins after `since`, newest first, at most `limit`."""
+
+    def add_sign_in_failure(self, keys: Sequence[str], *, at: datetime, forget_before: datetime) -> None:
+        """Note a failed sign-in for each key; failures of any key before `forget_before` are dropped."""
+
+    def clear_sign_in_failures(self, key: str) -> None: ...
+
+    def claim_request_key(
+        self, owner: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> RequestKey | None:
+        """Claim `owner`'s `key` until `expires_at`: None when this call got it (no live claim existed,
+        atomically across processes), else the live claim as it stands."""
+
+    def finish_request_key(
+        self, owner: str, key: str, *, status: int, body: bytes, expires_at: datetime
+    ) -> None:
+        """Keep the answer of a claimed key."""
+
+    def release_request_key(self, owner: str, key: str) -> None:
+        """Drop a claim (the request failed before acting)."""

@@ -30,7 +30,7 @@ from beffroi.events import (
     Severity,
     raised_severity,
 )
-from beffroi.identity import AuditKind, AuditRecord, User
+from beffroi.identity import AuditKind, AuditRecord, RequestKey, User
 from beffroi.migrations import check_applied
 from beffroi.records import SiteScores, ZoneState
 from beffroi.sql_dialect import C, Row, SqlDialect, Table
@@ -106,6 +106,10 @@ _USER_INSERT: Final = (
 _AUDIT_LOG_COLUMNS: Final = ", ".join(AuditRecord.model_fields)
 _AUDIT_LOG_INSERT: Final = (
     "INSERT INTO audit_log (at, kind, actor, site_id, target, client, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_REQUEST_KEY_CLAIM: Final = (
+    "INSERT INTO request_keys (owner, key, fingerprint, expires_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (owner, key) DO NOTHING"
 )
 
 
@@ -655,6 +659,92 @@ class SqlStore(Store, Generic[C]):
         )
         from_time = self._dialect.from_time
         return [AuditRecord.model_validate({**row, "at": from_time(row["at"])}) for row in rows]
+
+    # -- what API processes share about requests --------------------------------------------------
+
+    def sign_in_failures(self, key: str, *, since: datetime, limit: int) -> list[datetime]:
+        rows = self._fetch(
+            "sign_in_failures",
+            "SELECT at FROM sign_in_failures WHERE key = ? AND at > ? ORDER BY at DESC LIMIT ?",
+            [nul_free(key), self._dialect.time(since), check_limit(limit)],
+        )
+        return [self._dialect.from_time(row["at"]) for row in rows]
+
+    def add_sign_in_failure(self, keys: Sequence[str], *, at: datetime, forget_before: datetime) -> None:
+        d = self._dialect
+
+        def add(conn: C) -> None:
+            with d.write(conn):
+                d.execute(conn, "DELETE FROM sign_in_failures WHERE at < ?", (d.time(forget_before),))
+                for key in keys:
+                    d.execute(
+                        conn,
+                        "INSERT INTO sign_in_failures (key, at) VALUES (?, ?)",
+                        (nul_free(key), d.time(at)),
+                    )
+
+        self._run("add_sign_in_failure", add)
+
+    def clear_sign_in_failures(self, key: str) -> None:
+        d = self._dialect
+
+        def clear(conn: C) -> None:
+            with d.write(conn):
+                d.execute(conn, "DELETE FROM sign_in_failures WHERE key = ?", (nul_free(key),))
+
+        self._run("clear_sign_in_failures", clear)
+
+    def claim_request_key(
+        self, owner: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> RequestKey | None:
+        d = self._dialect
+        ids = (nul_free(owner), nul_free(key))
+
+        def claim(conn: C) -> RequestKey | None:
+            with d.write(conn):
+                d.execute(conn, "DELETE FROM request_keys WHERE expires_at <= ?", (d.time(now),))
+                # a live claim (another process's too) wins the conflict: nothing is written then
+                cursor = d.execute(
+                    conn, _REQUEST_KEY_CLAIM, (*ids, nul_free(fingerprint), d.time(expires_at))
+                )
+                if int(cursor.rowcount) == 1:
+                    return None
+                rows = _dicts(
+                    d.execute(
+                        conn,
+                        "SELECT fingerprint, status, body FROM request_keys WHERE owner = ? AND key = ?",
+                        ids,
+                    )
+                )
+            row = rows[0]
+            body = row["body"]
+            return RequestKey(row["fingerprint"], row["status"], None if body is None else bytes(body))
+
+        return self._run("claim_request_key", claim)
+
+    def finish_request_key(
+        self, owner: str, key: str, *, status: int, body: bytes, expires_at: datetime
+    ) -> None:
+        d = self._dialect
+
+        def finish(conn: C) -> None:
+            with d.write(conn):
+                query = (
+                    "UPDATE request_keys SET status = ?, body = ?, expires_at = ? WHERE owner = ? AND key = ?"
+                )
+                d.execute(conn, query, (status, body, d.time(expires_at), nul_free(owner), nul_free(key)))
+
+        self._run("finish_request_key", finish)
+
+    def release_request_key(self, owner: str, key: str) -> None:
+        d = self._dialect
+
+        def release(conn: C) -> None:
+            with d.write(conn):
+                query = "DELETE FROM request_keys WHERE owner = ? AND key = ? AND status IS NULL"
+                d.execute(conn, query, (nul_free(owner), nul_free(key)))
+
+        self._run("release_request_key", release)
 
 
 def reading_row(

@@ -25,6 +25,8 @@ Contract, shared by both backends and checked by tests/contract/test_store_contr
 - Users and the audit log (`beffroi.identity.IdentityStore`): `add_user` refuses a known name;
   `append_audit` only appends (the tables refuse UPDATE and DELETE of audit rows); `list_audit` is
   newest first, filtered by sites, kind, actor, target and time.
+- Shared request state (`IdentityStore` too): failed sign-ins per key, and Idempotency-Key claims;
+  `claim_request_key` is one conditional upsert, so of several API processes exactly one claims a key.
 - `migrate()` applies the versioned migrations of `beffroi/migrations/`; it is safe to call at every
   start, from several processes at once. Instances are safe to share between threads.
 """
@@ -53,7 +55,7 @@ from beffroi.events import (
     Reading,
     Severity,
 )
-from beffroi.identity import AuditKind, AuditRecord, User
+from beffroi.identity import AuditKind, AuditRecord, RequestKey, User
 from beffroi.records import SiteScores, ZoneState
 
 
@@ -369,6 +371,33 @@ class Store(ABC):
         limit: int = 100,
     ) -> list[AuditRecord]:
         """Newest first. `sites` None: every record; else only the records of those sites."""
+
+    # -- what API processes share about requests (beffroi.identity.IdentityStore) ---------------------
+
+    @abstractmethod
+    def sign_in_failures(self, key: str, *, since: datetime, limit: int) -> list[datetime]:
+        """The times of `key`'s failed sign-ins after `since`, newest first, at most `limit`."""
+
+    @abstractmethod
+    def add_sign_in_failure(self, keys: Sequence[str], *, at: datetime, forget_before: datetime) -> None:
+        """Note a failed sign-in for each key; failures of any key before `forget_before` are dropped."""
+
+    @abstractmethod
+    def clear_sign_in_failures(self, key: str) -> None: ...
+
+    @abstractmethod
+    def claim_request_key(
+        self, owner: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> RequestKey | None:
+        """None when this call claimed `owner`'s `key` (no live claim existed), else the live claim."""
+
+    @abstractmethod
+    def finish_request_key(
+        self, owner: str, key: str, *, status: int, body: bytes, expires_at: datetime
+    ) -> None: ...
+
+    @abstractmethod
+    def release_request_key(self, owner: str, key: str) -> None: ...
 
     @abstractmethod
     def close(self) -> None: ...

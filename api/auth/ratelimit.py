@@ -1,65 +1,49 @@
-"""Failed sign-ins counted per key (a user name, a client address) in a sliding window."""
+"""Failed sign-ins counted per key (a user name, a client address) in a sliding window, kept in the
+store so that every API process on it counts the same failures."""
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from beffroi.clock import utcnow
+from beffroi.identity import IdentityStore
 
 
 class FailureLimiter:
-    """At most `limit` failures per key within `window_s`; `retry_after` says how long a key waits."""
+    """At most `limit` failures per key within `window_s`; `retry_after` says how long a key waits.
+    `scope` prefixes the keys (a user name and an address may be spelt alike)."""
 
     def __init__(
         self,
+        store: IdentityStore,
+        scope: str,
         limit: int,
         window_s: float,
         *,
-        max_keys: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.limit = limit
-        self.window_s = window_s
-        self._max_keys = max_keys
+        self.window = timedelta(seconds=window_s)
+        self._store = store
+        self._scope = scope
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+
+    def _key(self, key: str) -> str:
+        return f"{self._scope}:{key}"
 
     def retry_after(self, key: str) -> int:
         """Seconds until `key` may try again (0: it may now)."""
         now = self._clock()
-        with self._lock:
-            times = self._recent(key, now)
-            if times is None or len(times) < self.limit:
-                return 0
-            return max(1, math.ceil(times[-self.limit] + self.window_s - now))
+        times = self._store.sign_in_failures(self._key(key), since=now - self.window, limit=self.limit)
+        if len(times) < self.limit:
+            return 0
+        return max(1, math.ceil((times[-1] + self.window - now).total_seconds()))
 
     def fail(self, key: str) -> None:
         now = self._clock()
-        with self._lock:
-            times = self._recent(key, now)
-            if times is None:
-                if len(self._failures) >= self._max_keys:
-                    self._prune(now)
-                times = self._failures[key] = deque(maxlen=self.limit)
-            times.append(now)
+        self._store.add_sign_in_failure([self._key(key)], at=now, forget_before=now - self.window)
 
     def reset(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
-
-    def _prune(self, now: float) -> None:
-        for key in [k for k, t in self._failures.items() if not t or t[-1] <= now - self.window_s]:
-            del self._failures[key]
-        while len(self._failures) >= self._max_keys:  # still full: drop the oldest keys
-            del self._failures[next(iter(self._failures))]
+        self._store.clear_sign_in_failures(self._key(key))

@@ -19,7 +19,7 @@ from beffroi.events import (
     OperatorAction,
     Severity,
 )
-from beffroi.identity import AuditKind, AuditRecord, Role, User
+from beffroi.identity import AuditKind, AuditRecord, RequestKey, Role, User
 from beffroi.migrations import Dialect, Migration, MigrationError, migrations_for, sqlite_statements
 from beffroi.postgres_store import PostgresStore
 from beffroi.records import SiteScores
@@ -898,3 +898,50 @@ def test_alerts_keep_their_provenance(store: Store):
     store.write_alerts([alert, plain])
     assert store.get_alert(alert.alert_id) == alert
     assert store.get_alert(plain.alert_id) == plain
+
+
+# -- what API processes share about requests -------------------------------------------------------
+
+
+def test_sign_in_failures_are_counted_per_key_in_a_window_and_cleared(store: Store, open_store):
+    other = open_store()  # a second API process on the same database
+    t = T_USER
+    store.add_sign_in_failure(["user:olga", "address:10.0.0.1"], at=t, forget_before=t - timedelta(minutes=5))
+    other.add_sign_in_failure(["user:olga"], at=t + timedelta(seconds=10), forget_before=t)
+    assert other.sign_in_failures("user:olga", since=t - timedelta(minutes=5), limit=10) == [
+        t + timedelta(seconds=10),
+        t,
+    ]
+    assert store.sign_in_failures("user:olga", since=t, limit=10) == [t + timedelta(seconds=10)]
+    assert store.sign_in_failures("user:olga", since=t - timedelta(minutes=5), limit=1) == [
+        t + timedelta(seconds=10)
+    ]
+    store.clear_sign_in_failures("user:olga")
+    assert other.sign_in_failures("user:olga", since=t - timedelta(minutes=5), limit=10) == []
+    assert len(store.sign_in_failures("address:10.0.0.1", since=t - timedelta(minutes=5), limit=10)) == 1
+    later = t + timedelta(hours=1)
+    store.add_sign_in_failure(["user:omar"], at=later, forget_before=later - timedelta(minutes=5))
+    assert store.sign_in_failures("address:10.0.0.1", since=t - timedelta(days=1), limit=10) == [], (
+        "failures older than the window are forgotten"
+    )
+
+
+def test_a_request_key_is_claimed_once_across_processes_then_answered_and_expires(store: Store, open_store):
+    other = open_store()
+    t = T_USER
+    day = timedelta(days=1)
+    assert store.claim_request_key("olga", "k-1", "req-a", now=t, expires_at=t + day) is None
+    in_flight = other.claim_request_key("olga", "k-1", "req-a", now=t, expires_at=t + day)
+    assert in_flight == RequestKey("req-a", None, None)
+    assert other.claim_request_key("omar", "k-1", "req-a", now=t, expires_at=t + day) is None, "per user"
+    store.finish_request_key("olga", "k-1", status=200, body=b'{"ok": true}\x00', expires_at=t + day)
+    assert other.claim_request_key("olga", "k-1", "req-b", now=t, expires_at=t + day) == RequestKey(
+        "req-a", 200, b'{"ok": true}\x00'
+    )
+    store.release_request_key("olga", "k-1")  # an answered key is not released
+    assert other.claim_request_key("olga", "k-1", "req-a", now=t, expires_at=t + day) is not None
+    assert other.claim_request_key("olga", "k-1", "req-c", now=t + 2 * day, expires_at=t + 3 * day) is None, (
+        "an expired claim is replaced"
+    )
+    other.release_request_key("olga", "k-1")  # an unanswered one is
+    assert store.claim_request_key("olga", "k-1", "req-d", now=t + 2 * day, expires_at=t + 3 * day) is None
