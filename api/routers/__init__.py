@@ -10,6 +10,7 @@ from api.routers import (
     alerts,
     audit,
     auth,
+    exports,
     health,
     incidents,
     metrics,
@@ -23,6 +24,7 @@ from api.routers import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     auth.router,
+    exports.router,  # before alerts' lifecycle: /sites/{id}/alerts/export is not an alert id
     alerts.router,
     alert_lifecycle.router,  # after alerts: /sites/{id}/alerts/stream is not an alert id
     sites.router,

@@ -118,6 +118,11 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
         lambda w, s, u: {"url": f"/sites/{s}/zone-states"},
     ),
     ("GET", "/audit"): (Role.SUPERVISOR, lambda w, s, u: {"url": "/audit"}),
+    ("GET", "/audit/export"): (Role.SUPERVISOR, lambda w, s, u: {"url": "/audit/export?format=csv"}),
+    ("GET", "/sites/{site_id}/alerts/export"): (
+        Role.SUPERVISOR,
+        lambda w, s, u: {"url": f"/sites/{s}/alerts/export?format=csv"},
+    ),
     ("POST", "/replays"): (
         Role.SUPERVISOR,
         lambda w, s, u: {
