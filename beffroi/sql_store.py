@@ -93,6 +93,8 @@ SCORES: Final = Table("scores", ("site_id", "tick", "streams"), key=("site_id", 
 
 _ALERT_COLUMNS: Final = ALERTS.column_list
 _AUDIT_COLUMNS: Final = ", ".join(AuditEntry.model_fields)
+_IN_CHUNK: Final = 500
+"""Ids per `IN (...)` query."""
 _AUDIT_INSERT: Final = (
     "INSERT INTO alert_audit (alert_id, at, operator, action, from_status, to_status, comment) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
@@ -399,6 +401,23 @@ class SqlStore(Store, Generic[C]):
         query = f"SELECT alert_id, owner FROM alerts WHERE owner IS NOT NULL AND alert_id IN ({marks})"
         rows = self._fetch("alert_owners", query, ids)
         return {row["alert_id"]: row["owner"] for row in rows}
+
+    def alert_trails(self, alert_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        ids = sorted({nul_free(a) for a in alert_ids})
+        trails: dict[str, list[AuditEntry]] = {}
+        d = self._dialect
+        for k in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[k : k + _IN_CHUNK]
+            rows = self._fetch(
+                "alert_trails",
+                f"SELECT {_AUDIT_COLUMNS} FROM alert_audit WHERE alert_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY seq",
+                chunk,
+            )
+            for e in rows:
+                entry = AuditEntry.model_validate({**e, "at": d.from_time(e["at"])})
+                trails.setdefault(entry.alert_id, []).append(entry)
+        return trails
 
     def get_alert_case(self, alert_id: str) -> AlertCase | None:
         alert_id = nul_free(alert_id)

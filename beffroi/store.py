@@ -264,6 +264,11 @@ class Store(ABC):
         """alert_id -> owner, for those of `alert_ids` that have an owner (unknown ids are left out)."""
 
     @abstractmethod
+    def alert_trails(self, alert_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """alert_id -> its audit trail, oldest first, for those of `alert_ids` acted on (what the
+        map's timeline needs to show each alert's status as it was at a past moment)."""
+
+    @abstractmethod
     def get_alert_case(self, alert_id: str) -> AlertCase | None:
         """The alert with its owner and audit trail (oldest first); None for an unknown id."""
 

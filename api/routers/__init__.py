@@ -12,6 +12,7 @@ from api.routers import (
     auth,
     exports,
     health,
+    history,
     incidents,
     metrics,
     procedures,
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     alert_lifecycle.router,  # after alerts: /sites/{id}/alerts/stream is not an alert id
     sites.router,
     zones.router,
+    history.router,
     incidents.router,
     procedures.router,
     audit.router,

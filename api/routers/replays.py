@@ -9,15 +9,18 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from analytics.replay import CHANGES, ReplayWindow, compare, replay
+from analytics.replay import CHANGES, Change, Comparison, ReplayWindow, compare, replay
 from analytics.settings import AnalyticsPlatformSettings, CrowdSettings, DetectorsSettings, WorkerSettings
 from api.access import Supervisor
+from api.auth.tokens import Principal
 from api.deps import SettingsDep, VenueDep
+from beffroi.events import Alert
 from beffroi.settings import PlatformSettings
 from beffroi.store import Store
 from beffroi.venue import Venue
@@ -56,12 +59,27 @@ class ReplaySummary(BaseModel):
     speedup: float
 
 
+class ReplayAlert(BaseModel):
+    """An alert of either side and what the replay did to it (the map's timeline overlays them)."""
+
+    change: Change
+    alert: Alert = Field(description="the replayed alert (for a removed one: the recorded one)")
+    recorded_id: str | None
+    recorded_at: datetime | None
+    replayed_at: datetime | None
+    shift_s: float | None = Field(description="replayed minus recorded raise time, seconds")
+
+
 class ReplayStatus(BaseModel):
     id: str
     status: Literal["queued", "running", "done", "failed"]
     request: dict[str, Any]
     error: str | None = None
     summary: ReplaySummary | None = None
+    alerts: list[ReplayAlert] | None = Field(
+        default=None,
+        description="once done: every alert of either side, oldest first, of the sites the user sees",
+    )
     links: dict[str, str]
 
 
@@ -73,6 +91,7 @@ class Replays:
         self.store = store
         self.venue = venue
         self.jobs: dict[str, ReplayStatus] = {}
+        self.alerts: dict[str, list[ReplayAlert]] = {}
         self._queue: deque[tuple[str, ReplayWindow, Candidate | None]] = deque()
         self._lock = threading.Lock()
         self._busy = False
@@ -99,7 +118,9 @@ class Replays:
                 status = status.model_copy(update={"status": "failed", "error": error})
             self.jobs[job_id] = status
             while len(self.jobs) > MAX_KEPT:
-                del self.jobs[next(iter(self.jobs))]
+                oldest = next(iter(self.jobs))
+                del self.jobs[oldest]
+                self.alerts.pop(oldest, None)
             if window is None:
                 return status
             self._queue.append((job_id, window, body.settings))
@@ -117,7 +138,11 @@ class Replays:
                 job_id, window, candidate = self._queue.popleft()
             self._set(job_id, status="running")
             try:
-                self._set(job_id, status="done", summary=self._run(window, candidate))
+                summary, alerts = self._run(window, candidate)
+                with self._lock:
+                    if job_id in self.jobs:
+                        self.alerts[job_id] = alerts
+                self._set(job_id, status="done", summary=summary)
             except Exception as exc:  # a failed replay is reported, never fatal to the API
                 self._set(job_id, status="failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -126,14 +151,24 @@ class Replays:
             if job_id in self.jobs:
                 self.jobs[job_id] = self.jobs[job_id].model_copy(update=update)
 
-    def _run(self, window: ReplayWindow, candidate: Candidate | None) -> ReplaySummary:
+    def view(self, job_id: str, principal: Principal) -> ReplayStatus | None:
+        """The job as `principal` may see it: alerts of their sites only."""
+        with self._lock:
+            status, alerts = self.jobs.get(job_id), self.alerts.get(job_id)
+        if status is None or alerts is None:
+            return status
+        return status.model_copy(update={"alerts": [a for a in alerts if principal.sees(a.alert.site_id)]})
+
+    def _run(
+        self, window: ReplayWindow, candidate: Candidate | None
+    ) -> tuple[ReplaySummary, list[ReplayAlert]]:
         settings = cast(AnalyticsPlatformSettings, self.settings)
         if candidate is not None:
             sections = {k: v for k, v in candidate if v is not None}
             settings = cast(AnalyticsPlatformSettings, cast(BaseModel, settings).model_copy(update=sections))
         result = replay(self.store, settings, window, venue=self.venue)
         cmp = compare(result.recorded, result.alerts)
-        return ReplaySummary(
+        summary = ReplaySummary(
             recorded=len(result.recorded),
             replayed=len(result.alerts),
             changes={c: cmp.count(c) for c in CHANGES},
@@ -143,6 +178,21 @@ class Replays:
             wall_s=result.wall_s,
             speedup=result.speedup,
         )
+        return summary, _alerts(cmp)
+
+
+def _alerts(cmp: Comparison) -> list[ReplayAlert]:
+    return [
+        ReplayAlert(
+            change=d.change,
+            alert=d.alert,
+            recorded_id=d.recorded.alert_id if d.recorded else None,
+            recorded_at=d.recorded.raised_at if d.recorded else None,
+            replayed_at=d.replayed.raised_at if d.replayed else None,
+            shift_s=d.shift_s,
+        )
+        for d in cmp.diffs
+    ]
 
 
 _CREATE = threading.Lock()
@@ -180,7 +230,8 @@ def get_replay(
     settings: SettingsDep,
     venue: VenueDep,
 ) -> ReplayStatus:
-    status = _replays(request, settings, venue).jobs.get(replay_id)
+    """The replay's status; once done, its summary and every alert of either side with its change."""
+    status = _replays(request, settings, venue).view(replay_id, principal)
     if status is None:
         raise HTTPException(404, f"unknown replay {replay_id!r}")
     return status

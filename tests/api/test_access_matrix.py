@@ -117,6 +117,13 @@ EXAMPLES: dict[tuple[str, str], tuple[Role | None, Call]] = {
         Role.VIEWER,
         lambda w, s, u: {"url": f"/sites/{s}/zone-states"},
     ),
+    ("GET", "/sites/{site_id}/history"): (
+        Role.VIEWER,
+        lambda w, s, u: {
+            "url": f"/sites/{s}/history",
+            "params": {"from": "2024-07-26T18:00:00Z", "to": "2024-07-27T00:00:00Z"},
+        },
+    ),
     ("GET", "/audit"): (Role.SUPERVISOR, lambda w, s, u: {"url": "/audit"}),
     ("GET", "/audit/export"): (Role.SUPERVISOR, lambda w, s, u: {"url": "/audit/export?format=csv"}),
     ("GET", "/sites/{site_id}/alerts/export"): (

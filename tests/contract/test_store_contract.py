@@ -357,6 +357,23 @@ def test_an_alert_goes_through_its_lifecycle_with_an_audit_trail(store: Store):
     assert [e.seq for e in entries] == sorted({e.seq for e in entries})
 
 
+def test_alert_trails_give_each_acted_alerts_history_in_order(store: Store):
+    t0 = datetime(2024, 7, 26, 19, 0, tzinfo=UTC)
+    first, second, untouched = make_alert(), make_alert(), make_alert()
+    store.write_alerts([first, second, untouched])
+    store.act_on_alert(first.alert_id, act(ACK), at=t0)
+    store.act_on_alert(second.alert_id, act(RESOLVE, "bob"), at=t0 + timedelta(minutes=1))
+    store.act_on_alert(first.alert_id, act(RESOLVE), at=t0 + timedelta(minutes=2))
+    trails = store.alert_trails([first.alert_id, second.alert_id, untouched.alert_id, "unknown"])
+    assert sorted(trails) == sorted([first.alert_id, second.alert_id])
+    assert [(e.to_status, e.at) for e in trails[first.alert_id]] == [
+        (ACKED, t0),
+        (RESOLVED, t0 + timedelta(minutes=2)),
+    ]
+    assert [(e.operator, e.to_status) for e in trails[second.alert_id]] == [("bob", RESOLVED)]
+    assert store.alert_trails([]) == {}
+
+
 @pytest.mark.parametrize("status", list(AlertStatus))
 def test_each_action_applies_only_to_the_statuses_of_the_lifecycle(store: Store, status: AlertStatus):
     alerts = {action: make_alert(status=status) for action in AlertAction}

@@ -155,6 +155,12 @@ def test_the_api_runs_a_replay_in_the_background(recorded: Pipeline) -> None:
             1 for v in PM25 if 150 < v <= 200
         )
         assert status["summary"]["recorded"] == len(recorded.alerts())
+        removed = [a for a in status["alerts"] if a["change"] == "removed"]  # for the map's timeline
+        assert len(removed) == sum(1 for v in PM25 if 150 < v <= 200)
+        assert all(a["alert"]["rule"] == "smoke-pm25" and a["replayed_at"] is None for a in removed)
+        assert len(status["alerts"]) == sum(status["summary"]["changes"].values())
+        elsewhere = {"Authorization": f"Bearer {token_for(app, 'sam', role=Role.SUPERVISOR, sites=('x',))}"}
+        assert client.get(link, headers=elsewhere).json()["alerts"] == []  # none of their sites
         bad = client.post("/replays", json={**body, "to": body["from"]})
         assert bad.status_code == 202  # a schema-valid request: accepted, and failed with the reason
         assert bad.json()["status"] == "failed"
