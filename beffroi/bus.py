@@ -2,7 +2,11 @@
 
 Delivery contract, shared by every backend and checked by tests/contract/test_bus_contract.py:
 - `send` is buffered; `flush` returns only once every record sent before it is durably stored,
-  and raises `BusError` if any was not. Callers acknowledge their own input only after `flush`.
+  and raises `BusError` if any was not. Callers acknowledge their own input only after `flush`,
+  or record by record once the `Delivery` that `send` returns is settled without an error:
+  every delivery settles by itself (no `flush` needed) once the bus stored the record or gave up
+  on it, and `on_done` callbacks run then, on whichever thread learnt it. Records of one
+  partition are settled in send order.
   A bus may be shared by threads: each failure is reported once, by the next `flush` of the thread
   that sent the record. Topics are created by `ensure_topics`, never implicitly: sending to a
   missing topic raises `BusError` (from `send` or `flush`), and so does subscribing to one.
@@ -21,8 +25,9 @@ Delivery contract, shared by every backend and checked by tests/contract/test_bu
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -40,6 +45,64 @@ class BusError(RuntimeError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class Delivery:
+    """What became of one sent record: pending, then stored (`error()` is None) or not (a `BusError`).
+
+    Backends settle it once (`settle`: the first verdict wins); `on_done(fn)` calls `fn(self)` once
+    it is settled: at once if it already is, else on the thread that settles it (a client's I/O
+    thread: keep `fn` short and never block in it)."""
+
+    __slots__ = ("_callbacks", "_done", "_error", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+        self._error: BusError | None = None
+        self._callbacks: list[Callable[[Delivery], None]] | None = None
+
+    @classmethod
+    def stored(cls) -> Delivery:
+        """A delivery settled as stored (a bus that stores synchronously)."""
+        delivery = cls()
+        delivery._done = True
+        return delivery
+
+    def done(self) -> bool:
+        return self._done
+
+    def error(self) -> BusError | None:
+        """None while pending or once stored; the reason once the record was not stored."""
+        return self._error
+
+    def settle(self, error: BusError | None = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._error = error
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, None
+        for fn in callbacks or ():
+            fn(self)
+
+    def on_done(self, fn: Callable[[Delivery], None]) -> None:
+        with self._lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until settled (at most `timeout` seconds); True once it is."""
+        if self._done:
+            return True
+        event = threading.Event()
+        self.on_done(lambda _: event.set())
+        return event.wait(timeout)
 
 
 @dataclass(frozen=True)
@@ -118,7 +181,9 @@ class Bus(ABC):
         """Create missing topics with the given partition counts (existing ones are left alone)."""
 
     @abstractmethod
-    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> None: ...
+    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> Delivery:
+        """Buffer one record; its `Delivery` settles once the bus stored it or gave up on it.
+        Raises `BusError` when the record cannot even be buffered."""
 
     @abstractmethod
     def flush(self, timeout: float | None = 30.0) -> None:

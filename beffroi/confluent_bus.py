@@ -2,8 +2,10 @@
 
 Chosen with `kafka.client: confluent-kafka` (kafka-python stays the default). The producer is
 idempotent with acks=all and Kafka's murmur2 partitioner (so a key lands where kafka-python and
-`MemoryBus` put it); topics are never created implicitly. Each delivery report is filed under the
-thread that sent the record, so a failure is raised by that thread's next `flush`. Consumers
+`MemoryBus` put it); topics are never created implicitly. Each delivery report settles the record's
+`Delivery` and a failure is also filed under the thread that sent the record, so that thread's
+next `flush` raises it. A thread of the bus serves the delivery reports (librdkafka hands them
+over only in `poll`), so deliveries settle without anyone flushing. Consumers
 commit by hand the positions their polls reached (tracked here: librdkafka's own position of a
 partition only moves once a record of it was consumed).
 """
@@ -22,12 +24,14 @@ from confluent_kafka._types import HeadersType
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from beffroi.bus import Bus, BusError, Headers, Record, Subscription, TopicPartition
+from beffroi.bus import Bus, BusError, Delivery, Headers, Record, Subscription, TopicPartition
 from beffroi.settings import PlatformSettings
 
 KEY: Final = "confluent-kafka"
 
 log = logging.getLogger(__name__)
+
+_REPORT_POLL_S: Final = 0.05
 
 # librdkafka's "no offset": a partition not consumed yet, or a group with no commit for it
 _OFFSET_INVALID: Final = -1001
@@ -103,6 +107,7 @@ class ConfluentBus(Bus):
         self._failures: dict[int, list[tuple[str, KafkaError]]] = {}
         self._sent: dict[int, set[str]] = {}
         self._subscriptions: list[ConfluentSubscription] = []
+        self._poller: threading.Thread | None = None
         self._closed = False
 
     @classmethod
@@ -159,14 +164,19 @@ class ConfluentBus(Bus):
 
     # -- producing --------------------------------------------------------------------------------
 
-    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> None:
+    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> Delivery:
         producer = self._get_producer()
         thread = threading.get_ident()
+        delivery = Delivery()
 
         def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                with self._lock:
-                    self._failures.setdefault(thread, []).append((topic, error))
+            if error is None:
+                delivery.settle()
+                return
+            with self._lock:
+                self._failures.setdefault(thread, []).append((topic, error))
+            permanent = _refuses_record(error)
+            delivery.settle(BusError(f"topic {topic!r}: not stored: {error.str()}", permanent=permanent))
 
         deadline = time.monotonic() + self._max_block_s
         while True:
@@ -183,7 +193,7 @@ class ConfluentBus(Bus):
                 ) from exc
         with self._lock:
             self._sent.setdefault(thread, set()).add(topic)
-        producer.poll(0)
+        return delivery
 
     def flush(self, timeout: float | None = 30.0) -> None:
         thread = threading.get_ident()
@@ -214,7 +224,21 @@ class ConfluentBus(Bus):
                     self._producer = Producer(self._producer_config)
                 except KafkaException as exc:
                     raise BusError(f"producer: cannot start: {exc.args[0]!r}") from exc
+                if self._poller is None:
+                    self._poller = threading.Thread(
+                        target=self._serve_reports, name="confluent-bus-reports", daemon=True
+                    )
+                    self._poller.start()
             return self._producer
+
+    def _serve_reports(self) -> None:
+        """Serve the delivery reports of the current producer until the bus closes."""
+        while not self._closed:
+            producer = self._producer
+            if producer is None:
+                time.sleep(_REPORT_POLL_S)
+            else:
+                producer.poll(_REPORT_POLL_S)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -273,10 +297,13 @@ class ConfluentBus(Bus):
             self._closed = True
             producer, self._producer = self._producer, None
             subscriptions, self._subscriptions = self._subscriptions, []
+            poller, self._poller = self._poller, None
         for subscription in subscriptions:
             subscription.close()
         if producer is not None:
             producer.flush(self._request_timeout_s)
+        if poller is not None:
+            poller.join()
 
     def _check_open(self) -> None:
         if self._closed:

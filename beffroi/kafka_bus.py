@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Self
 
-from beffroi.bus import Bus, BusError, Headers, Record, Subscription, TopicPartition
+from beffroi.bus import Bus, BusError, Delivery, Headers, Record, Subscription, TopicPartition
 from beffroi.settings import PlatformSettings
 
 with warnings.catch_warnings():
@@ -135,18 +135,29 @@ class KafkaBus(Bus):
         finally:
             admin.close()
 
-    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> None:
+    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> Delivery:
         producer = self._get_producer()
         try:
             future = producer.send(topic, value=value, key=key, headers=list(headers))
         except KafkaError as exc:
             self._discard_if_fatal(producer)
             raise BusError(f"topic {topic!r}: send failed: {exc!r}", permanent=_refuses_record(exc)) from exc
+        delivery = Delivery()
+
+        def settled(outcome: object) -> None:
+            if isinstance(outcome, BaseException):
+                permanent = _refuses_record(outcome)
+                delivery.settle(BusError(f"topic {topic!r}: not stored: {outcome!r}", permanent=permanent))
+            else:
+                delivery.settle()
+
+        future.add_both(settled)
         with self._lock:
             unconfirmed = self._unconfirmed.setdefault(threading.get_ident(), [])
             unconfirmed.append((topic, future))
             if len(unconfirmed) % _PRUNE_EVERY == 0:  # a thread that never flushes keeps only its failures
                 unconfirmed[:] = [(t, f) for t, f in unconfirmed if not f.succeeded()]
+        return delivery
 
     def flush(self, timeout: float | None = 30.0) -> None:
         with self._lock:

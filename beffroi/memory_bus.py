@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from beffroi.bus import Bus, BusError, Headers, Record, Subscription, TopicPartition
+from beffroi.bus import Bus, BusError, Delivery, Headers, Record, Subscription, TopicPartition
+
+_STORED = Delivery.stored()  # records are stored as they are sent: one settled delivery serves all
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -67,7 +69,7 @@ class MemoryBus(Bus):
                 if topic not in self._logs:
                     self._logs[topic] = [[] for _ in range(count)]
 
-    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> None:
+    def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()) -> Delivery:
         if not isinstance(value, bytes | bytearray | memoryview):
             raise TypeError(f"topic {topic!r}: value must be bytes, got {type(value).__name__}")
         if key is not None and not isinstance(key, bytes | bytearray | memoryview):
@@ -96,6 +98,7 @@ class MemoryBus(Bus):
                 )
             )
             self._cond.notify_all()
+        return _STORED
 
     def flush(self, timeout: float | None = 30.0) -> None:
         with self._cond:

@@ -14,12 +14,14 @@ No message can stop the bridge or hold back the ones behind it:
   counted and logged, and acknowledged with the rest.
 Rejections are counted per reason.
 
-`run` pipelines this: while a sender thread sends, flushes and acknowledges what was validated
-before, this thread reads and validates the next messages, and the source's own thread (paho's
-network loop) keeps receiving and answering the broker. The sender takes every batch validated
-meanwhile in one flush group, so groups grow with the load and stay small when it is light.
-Acknowledgement is per flush group, batches in order of receipt: the `Bus` seam confirms records
-by `flush`, not one by one, so a message is acknowledged once the flush after its send succeeded.
+`run` pipelines this: this thread reads and validates batches while a sender thread sends them
+as they come, without flushing, and acknowledges each message as soon as the bus has confirmed its
+record (its `Delivery`), in order of receipt: up to the first message not confirmed yet. The
+source's own thread (paho's network loop) keeps receiving and answering the broker meanwhile.
+A record that failed, could not be sent, is overdue (`flush_timeout_s`), or went to a bus whose
+`send` confirms nothing (confirmed by `flush` only) makes the sender settle everything in flight
+as `process` does: flush, deliver again what the flush did not confirm, acknowledge in order.
+At most `pipeline_depth` batches' worth of messages are in flight; past that the sender waits.
 
 Run alone with `python -m tower.processes.bridge --settings FILE` (stack mode: Mosquitto -> Kafka).
 """
@@ -31,14 +33,14 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from beffroi import metrics
-from beffroi.bus import Bus, BusError
+from beffroi.bus import Bus, BusError, Delivery
 from beffroi.clock import utcnow
 from beffroi.events import DeadLetter, DeadLetterReason, escape_unprintable
 from beffroi.records import Outgoing, dead_letter_record, reading_record
@@ -109,22 +111,38 @@ class BridgeStats:
         )
 
 
-@dataclass
+_CONFIRMED = Delivery.stored()
+
+
+@dataclass(slots=True)
 class _Item:
-    """One message of a batch and what it became: a reading, a dead letter, or (None) kept on disk."""
+    """One message of a batch and what it became: a reading, a dead letter, or (None) kept on disk;
+    once sent by `run`, its record's delivery, or why sending it failed."""
 
     msg: Inbound
     record: Outgoing | None
     reason: str | None = None  # the dead letter's reason; None for a reading
     sensor_ts: datetime | None = None  # a reading's own timestamp (for the latency histogram)
+    delivery: Delivery | None = None
+    failure: Exception | None = None
+
+    def confirmed(self) -> bool:
+        """Nothing left to wait for: kept on disk, or the bus stored its record."""
+        if self.record is None:
+            return True
+        delivery = self.delivery
+        return delivery is not None and delivery.done() and delivery.error() is None
 
 
 @dataclass
 class _Batch:
-    """A batch as received, and what each of its messages became."""
+    """A batch as received, what each of its messages became, and (in `run`) how many of its messages
+    are acknowledged so far."""
 
     msgs: Sequence[Inbound]
     items: list[_Item]
+    acked: int = 0
+    sent_at: float = 0.0
 
 
 class Bridge:
@@ -147,6 +165,7 @@ class Bridge:
         self.stats = BridgeStats()
         self.quarantine = Quarantine(config.quarantine_dir)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the sender has something to do: a batch, a delivery
         self._in = metrics.MESSAGES_IN.labels("bridge")
         self._out = metrics.MESSAGES_OUT.labels("bridge")
         self._pending = metrics.PENDING.labels("bridge")
@@ -213,44 +232,151 @@ class Bridge:
         while not self._stop.is_set():
             try:
                 handoff.put(validated, timeout=self.config.poll_timeout_s)
+                self._wake.set()
                 return
             except queue.Full:
                 continue
         self._pending.dec(len(validated.msgs))  # stopped: left unacknowledged
 
     def _send_loop(self, handoff: queue.Queue[_Batch]) -> None:
-        """The sender: everything validated so far in one flush group, acknowledged in order. After
-        `stop()` it still tries what was validated (once: nothing is acknowledged unconfirmed)."""
+        """The sender: sends each batch as it is handed over and acknowledges messages in order of
+        receipt as the bus confirms their records; a failed, unconfirmed or unconfirmable (by `flush`
+        only) record settles everything in flight the way `process` does. After `stop()` it still
+        tries what was validated (once: nothing is acknowledged unconfirmed)."""
+        cfg = self.config
+        most_in_flight = cfg.pipeline_depth * cfg.batch_size
+        in_flight: deque[_Batch] = deque()
         failures = 0
         while True:
+            self._wake.clear()  # before looking: a wake-up from now on is not lost
+            stopping = self._stop.is_set()
             try:
-                group = [handoff.get(timeout=self.config.poll_timeout_s)]
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
-            while True:
-                try:
-                    group.append(handoff.get_nowait())
-                except queue.Empty:
-                    break
-            held = sum(len(b.msgs) for b in group)
-            try:
-                self._complete(group)
+                progress = False
+                while stopping or sum(len(b.items) - b.acked for b in in_flight) < most_in_flight:
+                    try:
+                        validated = handoff.get_nowait()
+                    except queue.Empty:
+                        break
+                    in_flight.append(validated)
+                    progress = True
+                    if not self._dispatch(validated):
+                        break  # the bus looks down: settle what is in flight first
+                progress |= self._ack_confirmed(in_flight)
+                if in_flight and (stopping or self._stuck(in_flight[0])):
+                    self._settle(in_flight)
+                    progress = True
                 failures = 0
             except Exception:
                 self.stats.errors += 1
                 delay = self._backoff(failures)
                 failures += 1
                 log.exception(
-                    "bridge: sending %d batches failed unexpectedly; the rest of them left "
-                    "unacknowledged, next in %.1fs",
-                    len(group),
+                    "bridge: sending %d batches failed unexpectedly; they are left unacknowledged, "
+                    "next in %.1fs",
+                    len(in_flight),
                     delay,
                 )
+                while in_flight:
+                    dropped = in_flight.popleft()
+                    self._pending.dec(len(dropped.msgs) - dropped.acked)
                 self._stop.wait(delay)
-            finally:
-                self._pending.dec(held)
+                continue
+            if stopping:
+                for left in in_flight:  # not confirmed: left unacknowledged
+                    self._pending.dec(len(left.msgs) - left.acked)
+                while True:
+                    try:
+                        self._pending.dec(len(handoff.get_nowait().msgs))
+                    except queue.Empty:
+                        return
+            if not progress:
+                self._wake.wait(cfg.poll_timeout_s)
+
+    def _dispatch(self, validated: _Batch) -> bool:
+        """Send the records of `validated`, keeping each one's delivery, or why it was not sent.
+        False, with the records after it left unsent, once the bus failed one for another reason
+        than what it is (a bus down may take `max_block` per send to say so)."""
+        send = self.bus.send
+        wake = self._on_delivery
+        validated.sent_at = time.monotonic()
+        items = validated.items
+        for n, item in enumerate(items):
+            record = item.record
+            if record is None:
+                continue
+            try:
+                delivery = send(record.topic, record.value, key=record.key, headers=record.headers)
+            except Exception as exc:
+                if _refused(exc):
+                    item.failure = exc
+                    continue
+                for unsent in items[n:]:
+                    unsent.failure = exc
+                return False
+            if isinstance(delivery, Delivery):  # else (a bus that predates deliveries): by flush
+                item.delivery = delivery
+                delivery.on_done(wake)
+        return True
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        self._wake.set()
+
+    def _ack_confirmed(self, in_flight: deque[_Batch]) -> bool:
+        """Acknowledge the messages whose records are confirmed, in order, up to the first one that
+        is not; account for each batch once it is acknowledged in full. True when any was."""
+        progress = False
+        while in_flight:
+            validated = in_flight[0]
+            items = validated.items
+            start = end = validated.acked
+            while end < len(items) and items[end].confirmed():
+                end += 1
+            if end > start:
+                self.source.ack(validated.msgs[start:end])
+                validated.acked = end
+                self._pending.dec(end - start)
+                progress = True
+            if end < len(items):
+                return progress
+            in_flight.popleft()
+            self._account(validated)
+        return progress
+
+    def _stuck(self, validated: _Batch) -> bool:
+        """The first unacknowledged message of `validated` waits for something that will not come by
+        itself: its record failed, was not sent, is confirmed only by `flush`, or is overdue."""
+        item = validated.items[validated.acked]
+        delivery = item.delivery
+        if delivery is None:
+            return True
+        if delivery.done():
+            return delivery.error() is not None
+        return time.monotonic() - validated.sent_at > self.config.flush_timeout_s
+
+    def _settle(self, in_flight: deque[_Batch]) -> None:
+        """Flush, deliver again (as `process` does) each record in flight that the flush did not
+        confirm, then acknowledge in order what is confirmed: everything, unless stopped meanwhile.
+        A flush that succeeds confirms every record sent before it but those whose delivery failed."""
+        try:
+            self.bus.flush(timeout=self.config.flush_timeout_s)
+            flushed = True
+        except Exception:
+            flushed = False
+        again: list[_Item] = []
+        for validated in in_flight:
+            for item in validated.items[validated.acked :]:
+                if item.confirmed():
+                    continue
+                delivery = item.delivery
+                failed = item.failure is not None or (delivery is not None and delivery.error() is not None)
+                if flushed and not failed:
+                    item.delivery = _CONFIRMED
+                else:
+                    again.append(item)
+        if again and self._deliver(again):
+            for item in again:
+                item.delivery, item.failure = _CONFIRMED, None
+        self._ack_confirmed(in_flight)
 
     def _validate(self, batch: Sequence[Inbound]) -> _Batch:
         self._in.inc(len(batch))

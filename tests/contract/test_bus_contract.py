@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
-from beffroi.bus import Bus, BusError, Record, Subscription, TopicPartition
+from beffroi.bus import Bus, BusError, Delivery, Record, Subscription, TopicPartition
 from beffroi.bus_factory import kafka_bus_for, make_bus
 from beffroi.confluent_bus import ConfluentBus
 from beffroi.kafka_bus import KafkaBus
@@ -385,6 +385,82 @@ def test_make_bus_picks_the_backend_of_the_mode_and_creates_its_topics(
             assert set(sub.positions()) == partitions_of(
                 readings, bus_settings.kafka.topics.readings.partitions
             )
+
+
+def test_deliveries_settle_without_a_flush_each_partition_in_send_order(
+    bus: Bus, bus_names: BusNames
+) -> None:
+    topic = bus_names.topic("readings")
+    bus.ensure_topics({topic: 3})
+    keys = [f"sensor-{i}".encode() for i in range(6)]
+    settled: list[tuple[bytes, int]] = []
+    lock = threading.Lock()
+    all_done = threading.Event()
+    count = 300
+
+    def note(key: bytes, seq: int) -> None:
+        with lock:
+            settled.append((key, seq))
+            if len(settled) == count:
+                all_done.set()
+
+    deliveries: list[Delivery] = []
+    for seq in range(count):
+        key = keys[seq % len(keys)]
+        delivery = bus.send(topic, f"{seq}".encode(), key=key)
+        delivery.on_done(lambda d, key=key, seq=seq: note(key, seq))
+        deliveries.append(delivery)
+    assert all_done.wait(DEADLINE_S), f"{len(settled)} of {count} deliveries settled without a flush"
+    assert all(d.done() and d.error() is None for d in deliveries)
+    assert all(d.wait(0) for d in deliveries)
+    order: dict[int, list[int]] = defaultdict(list)
+    for key, seq in settled:
+        order[partition_for_key(key, 3)].append(seq)
+    assert all(seqs == sorted(seqs) for seqs in order.values())
+    late: list[Delivery] = []
+    deliveries[0].on_done(late.append)  # settled already: called at once
+    assert late == [deliveries[0]]
+    with bus.subscribe(bus_names.group("g"), [topic]) as sub:
+        assert sorted(int(r.value) for r in drain(sub, count)) == list(range(count))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_kafka_delivery_of_a_refused_record_fails_without_a_flush(
+    stack_settings: Settings, client: str
+) -> None:
+    names = BusNames(stack_settings.kafka.topic_prefix)
+    strict, lenient = names.topic("strict"), names.topic("lenient")
+    settings = stack_settings.model_copy(
+        update={"kafka": stack_settings.kafka.model_copy(update={"client": client})}
+    )
+    with kafka_bus_for(settings, client_id=names.prefix + "bus") as bus:
+        bus.ensure_topics({lenient: 1})
+        admin = kafka_admin(stack_settings)
+        try:
+            admin.create_topics(
+                {
+                    strict: {
+                        "num_partitions": 1,
+                        "replication_factor": 1,
+                        "configs": {"max.message.bytes": "512"},
+                    }
+                },
+                wait_for_metadata=True,
+            )
+        finally:
+            admin.close()
+        refused = bus.send(strict, b"x" * 4096)
+        assert refused.wait(DEADLINE_S)
+        error = refused.error()
+        assert isinstance(error, BusError)
+        assert error.permanent
+        assert repr(strict) in str(error)
+        with pytest.raises(BusError):
+            bus.flush(timeout=20)  # the thread that sent it still hears of it
+        stored = bus.send(lenient, b"after")
+        assert stored.wait(DEADLINE_S)
+        assert stored.error() is None
 
 
 @pytest.mark.integration
