@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 from analytics.replay import CHANGES, Change, Comparison, ReplayResult
+from analytics.replay_truth import TruthScores, report_lines
 
 
 def write_alerts_csv(cmp: Comparison, path: Path) -> Path:
@@ -39,7 +40,15 @@ def load_per_hour(result: ReplayResult, *, operators: int = 1) -> tuple[float, f
     return len(result.recorded) / hours, len(result.alerts) / hours
 
 
-def write_report(result: ReplayResult, cmp: Comparison, out: Path, *, settings_label: str) -> Path:
+def write_report(
+    result: ReplayResult,
+    cmp: Comparison,
+    out: Path,
+    *,
+    settings_label: str,
+    truth: TruthScores | None = None,
+) -> Path:
+    """DIR/alerts.csv, DIR/report.md and its plots; with `truth`, a section scoring both sides."""
     out.mkdir(parents=True, exist_ok=True)
     write_alerts_csv(cmp, out / "alerts.csv")
     plots = [_changes_plot(cmp, out / "changes_per_rule.png"), _load_plot(result, out / "alert_load.png")]
@@ -80,6 +89,7 @@ def write_report(result: ReplayResult, cmp: Comparison, out: Path, *, settings_l
         "",
         f"Per operator-hour (one operator): recorded {rec_load:.1f}, replayed {rep_load:.1f}.",
         "",
+        *(report_lines(truth) if truth is not None else []),
         *[f"![{p.stem}]({p.name})" for p in plots],
         "",
     ]

@@ -107,7 +107,8 @@ def _matches(
     return (device is not None and device in label.devices) or (zone is not None and zone == label.zone)
 
 
-def evaluate(run: EvalRun, *, grace_s: float = 120.0) -> Evaluation:
+def evaluate(run: EvalRun, *, grace_s: float = 120.0, probation: int | None = None) -> Evaluation:
+    """`probation`: NAB rows not scored at the start of each site (None: NAB's 15 %)."""
     grace = timedelta(seconds=grace_s)
     incidents = [WindowOutcome(label) for label in run.incidents]
     faults = [WindowOutcome(label) for label in run.faults]
@@ -160,7 +161,7 @@ def evaluate(run: EvalRun, *, grace_s: float = 120.0) -> Evaluation:
         if o.detected:
             fault_types[o.label.type].detected += 1
             fault_types[o.label.type].ttd.append(float(o.time_to_detect_s or 0.0))
-    nab, nab_best = nab_scores(run)
+    nab, nab_best = nab_scores(run, probation=probation)
     return Evaluation(
         run=run,
         incidents=incidents,
@@ -177,7 +178,7 @@ def evaluate(run: EvalRun, *, grace_s: float = 120.0) -> Evaluation:
 
 
 def nab_scores(
-    run: EvalRun, *, group_s: float = 120.0
+    run: EvalRun, *, group_s: float = 120.0, probation: int | None = None
 ) -> tuple[dict[str, CorpusScore], dict[str, tuple[float, CorpusScore]]]:
     """NAB scores with one 'file' per site (its ticks as rows).
 
@@ -209,6 +210,9 @@ def nab_scores(
         )
         files_alerts.append((onsets[:, k], windows))
         files_scores.append((run.site_score[:, k], windows))
-    nab = {name: score_corpus(files_alerts, p) for name, p in PROFILES.items()}
-    best = {name: best_threshold(files_scores, p, onsets=True) for name, p in PROFILES.items()}
+    nab = {name: score_corpus(files_alerts, p, probation=probation) for name, p in PROFILES.items()}
+    best = {
+        name: best_threshold(files_scores, p, onsets=True, probation=probation)
+        for name, p in PROFILES.items()
+    }
     return nab, best

@@ -1,6 +1,7 @@
 """`beffroi replay --from ISO --to ISO [--sites A,B] [--settings CANDIDATE.yaml] [--speed N|max]
---out DIR`: re-run a recorded window through the detectors and rules, in isolation, and compare
-with the recorded alerts (DIR/alerts.csv, DIR/report.md with plots)."""
+[--truth DIR] --out DIR`: re-run a recorded window through the detectors and rules, in isolation, and
+compare with the recorded alerts (DIR/alerts.csv, DIR/report.md with plots); with a simulator's
+ground truth, both sides' NAB-style scores, precision and recall."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def _speed(text: str) -> float | None:
 def _handle(args: argparse.Namespace) -> int:
     from analytics.replay import Progress, ReplayWindow, compare, replay
     from analytics.replay_report import write_report
+    from analytics.replay_truth import TruthError, load_truth, precision, recall, score
     from beffroi.clock import parse_iso
     from beffroi.settings import load_venue_for
     from beffroi.store_factory import make_store
@@ -38,6 +40,11 @@ def _handle(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         print(f"beffroi replay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        truth = load_truth(Path(args.truth)) if args.truth else None
+    except TruthError as exc:
+        print(f"beffroi replay: --truth: {exc}", file=sys.stderr)
         return 2
     live = load_settings(args.live_settings)
     candidate = load_settings(args.settings) if args.settings else live
@@ -65,12 +72,21 @@ def _handle(args: argparse.Namespace) -> int:
         result = replay(store, candidate, window, venue=venue, speed=args.speed, progress=show)
     print(file=sys.stderr)
     cmp = compare(result.recorded, result.alerts)
-    report = write_report(result, cmp, Path(args.out), settings_label=args.settings or "as recorded")
+    scores = score(result, truth) if truth is not None else None
+    label = args.settings or "as recorded"
+    report = write_report(result, cmp, Path(args.out), settings_label=label, truth=scores)
     print(
         f"replayed {window.span_s / 3600:.2f} h in {result.wall_s:.1f} s ({result.speedup:,.0f}x): "
         f"{len(result.recorded)} recorded, {len(result.alerts)} replayed alerts; "
         + ", ".join(f"{c} {cmp.count(c)}" for c in ("same", "earlier", "later", "added", "removed"))
     )
+    if scores is not None:
+        for side, ev in scores.sides.items():
+            p, r = precision(ev), recall(ev)
+            print(
+                f"  {side}: NAB standard {ev.nab['standard'].score:.1f}, precision "
+                f"{'n/a' if p is None else f'{p:.2f}'}, recall {'n/a' if r is None else f'{r:.2f}'}"
+            )
     print(f"  {report}")
     return 0
 
@@ -85,5 +101,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--live-settings", metavar="FILE", help="settings of the live system (where the recording is)"
     )
     p.add_argument("--speed", type=_speed, default=None, metavar="N|max", help="x real time (default max)")
+    p.add_argument(
+        "--truth", metavar="DIR", help="a simulator's ground truth (labels.json): score both sides"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="report directory")
     p.set_defaults(handler=_handle)
