@@ -4,6 +4,12 @@ A background thread polls the alerts topic in a group of its own (unique per pro
 API process sees every alert) and hands each alert to the asyncio queues of the clients watching
 its site. Alerts already on the topic when the feed starts are skipped (clients read history with
 GET /sites/{id}/alerts); a redelivered alert (same id) is pushed once.
+
+Cost per delivery is what bounds a push to many screens (one alert to 1,000 listeners, see
+bench/bench_api_auth.py): an event is encoded once for all of its listeners; the feed thread wakes
+each event loop once per event (not once per listener); each listener's stream is one plain loop
+over its queue writing to the connection (`LiveStream`: no generator, no per-send cancel scope, no
+ping task per connection: the feed pings every stream at once).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sse_starlette import ServerSentEvent
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from beffroi.bus import Bus, BusError, Subscription
 from beffroi.events import Alert
@@ -62,6 +70,53 @@ def _offer_all(listeners: list[Listener], item: LiveEvent | None) -> None:
         listener.offer(item)
 
 
+PING = LiveEvent(b": ping\r\n\r\n")
+_STREAM_HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+
+
+class LiveStream(Response):
+    """The SSE answer of one listener: `hello` first, then each event of its queue as it comes, until
+    a `None` (the token's expiry at `expires_at`, the client gone, the feed stopped)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, feed: AlertFeed, listener: Listener, hello: LiveEvent, expires_at: float) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers(
+            {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+        )
+        self._feed = feed
+        self._listener = listener
+        self._hello = hello
+        self._expires_at = expires_at
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        listener = self._listener
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            loop = listener.loop
+            expiry = loop.call_later(max(0.0, self._expires_at - time.time()), listener.offer, None)
+            watcher = loop.create_task(_end_on_disconnect(receive, listener))
+            try:
+                item: LiveEvent | None = self._hello
+                while item is not None:
+                    await send({"type": "http.response.body", "body": item.event, "more_body": True})
+                    item = await listener.get()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                expiry.cancel()
+                watcher.cancel()
+        finally:
+            self._feed.unlisten(listener)
+
+
+async def _end_on_disconnect(receive: Receive, listener: Listener) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    listener.offer(None)
+
+
 class AlertFeed:
     def __init__(
         self,
@@ -72,12 +127,14 @@ class AlertFeed:
         poll_timeout_s: float = 0.2,
         remember: int = 10_000,
         on_alert: Callable[[Alert], None] | None = None,
+        ping_s: float = 15.0,
     ) -> None:
         self.bus = bus
         self._on_alert = on_alert
         self.topic = topic
         self.group = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
         self.poll_timeout_s = poll_timeout_s
+        self.ping_s = ping_s
         self.delivered = 0
         self.error: str | None = None
         self._remember = remember
@@ -129,7 +186,11 @@ class AlertFeed:
 
     def _run(self) -> None:
         sub: Subscription | None = None
+        pinged = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - pinged >= self.ping_s:  # keeps proxies from closing idle streams
+                pinged = time.monotonic()
+                self._ping_all()
             try:
                 if sub is None:
                     sub = self.bus.subscribe(self.group, [self.topic], client_id=self.group)
@@ -170,6 +231,12 @@ class AlertFeed:
             self._on_alert(alert)
         self._fan_out(alert.site_id, LiveEvent.of("alert", alert.model_dump_json(), alert.alert_id))
         self.delivered += 1
+
+    def _ping_all(self) -> None:
+        with self._lock:
+            sites = list(self._listeners)
+        for site_id in sites:
+            self._fan_out(site_id, PING)
 
     def push(self, site_id: str, item: LiveEvent) -> None:
         """Send an event to the site's listeners (from any thread): what this API did to an alert."""

@@ -11,6 +11,10 @@ authenticated so that the machine's other load weighs on both alike; the ratio i
 SSE: `--listeners` connections (in 4 client processes) follow the site's stream, signed in; the
 bench then publishes alerts on the bus one at a time (a bench-only route of the bench's server),
 and each listener notes when it got each one: p50/p99/max of publish -> receipt over all of them.
+SSE rounds alternate the API's stream with a bare fan-out in the server process (an asyncio server
+writing each event, framed once, to every connection's transport): the same clients, the same
+machine load, ~no server work; its latencies are the floor that the clients and the machine set.
+The server runs uvicorn as installed (uvloop and httptools when present, see pyproject.toml).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,9 +39,55 @@ SITE = "stade-demo"
 # -- the server process ------------------------------------------------------------------------------
 
 
-def serve(port: int, db: Path, key: str, token_path: Path, list_cache_s: float) -> None:
+class BareFanOut:
+    """The floor of a push to many listeners, in the server process: a bare asyncio TCP server (its
+    own thread and event loop) that answers any request with SSE headers and a hello comment, then
+    writes each event, framed once, straight to every connection's transport in one loop."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.transports: set[asyncio.Transport] = set()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        fan = self
+
+        class Stream(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                assert isinstance(transport, asyncio.Transport)
+                self.transport = transport
+
+            def data_received(self, data: bytes) -> None:
+                if b"\r\n\r\n" in data and self.transport not in fan.transports:
+                    self.transport.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"
+                        b": watching alerts of " + SITE.encode() + b"\r\n\r\n"
+                    )
+                    fan.transports.add(self.transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                fan.transports.discard(self.transport)
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.loop.create_server(Stream, "127.0.0.1", self.port, backlog=4096))
+        ready.set()
+        self.loop.run_forever()
+
+    def publish(self, event: bytes) -> None:
+        def write_all() -> None:
+            for transport in list(self.transports):
+                transport.write(event)
+
+        self.loop.call_soon_threadsafe(write_all)
+
+
+def serve(port: int, db: Path, key: str, token_path: Path, list_cache_s: float, bare_port: int) -> None:
     import uvicorn
     from fastapi import APIRouter, Response
+    from sse_starlette import ServerSentEvent
 
     from api.app import create_app
     from api.auth.settings import AuthSettings
@@ -82,6 +133,7 @@ def serve(port: int, db: Path, key: str, token_path: Path, list_cache_s: float) 
     bus = MemoryBus()
     bus.ensure_topics(settings.kafka.partitions())
     bare_body: list[bytes] = []
+    bare_fan_out = BareFanOut(bare_port)
     bench = APIRouter()
 
     @bench.get("/bare/sites/{site_id}/alerts")
@@ -103,7 +155,9 @@ def serve(port: int, db: Path, key: str, token_path: Path, list_cache_s: float) 
             raised_at=datetime.now(UTC),
             title=str(sent_ns),
         )
-        bus.send(settings.kafka.topic("alerts"), alert.model_dump_json().encode(), key=SITE.encode())
+        data = alert.model_dump_json()
+        bus.send(settings.kafka.topic("alerts"), data.encode(), key=SITE.encode())
+        bare_fan_out.publish(ServerSentEvent(data=data, event="alert", id=alert.alert_id).encode())
         return {"sent_ns": sent_ns}
 
     app = create_app(settings, store=store, bus=bus, venue=venue, identity=identity, extra_routers=[bench])
@@ -196,7 +250,9 @@ def listen_main(port: int, token: str, count: int, alerts: int, ready: mp.Queue,
     asyncio.run(_listen(port, token, count, alerts, ready, out))
 
 
-def sse(port: int, token: str, listeners: int, alerts: int) -> list[float]:
+def sse(port: int, api_port: int, token: str, listeners: int, alerts: int) -> tuple[list[float], float]:
+    """Latencies (ms) of `alerts` pushes to `listeners` streams of the server at `port`, and the API
+    process's CPU per delivery (us); publishing goes through the API at `api_port`."""
     import httpx
 
     ready: mp.Queue = mp.Queue()  # type: ignore[type-arg]
@@ -208,16 +264,15 @@ def sse(port: int, token: str, listeners: int, alerts: int) -> list[float]:
         w.start()
     for _ in range(listeners):
         ready.get(timeout=120)
-    before = int(httpx.get(f"http://127.0.0.1:{port}/bench/cpu", timeout=10).json()["cpu_ns"])
+    before = int(httpx.get(f"http://127.0.0.1:{api_port}/bench/cpu", timeout=10).json()["cpu_ns"])
     for _ in range(alerts):
         time.sleep(1.0)
-        httpx.post(f"http://127.0.0.1:{port}/bench/publish", timeout=10).raise_for_status()
+        httpx.post(f"http://127.0.0.1:{api_port}/bench/publish", timeout=10).raise_for_status()
     latencies = [x for _ in workers for x in out.get(timeout=120)]
-    spent = int(httpx.get(f"http://127.0.0.1:{port}/bench/cpu", timeout=10).json()["cpu_ns"]) - before
-    print(f"SSE: server CPU per delivery {spent / len(latencies) / 1000:.0f} us (pings included)")
+    spent = int(httpx.get(f"http://127.0.0.1:{api_port}/bench/cpu", timeout=10).json()["cpu_ns"]) - before
     for w in workers:
         w.join()
-    return latencies
+    return latencies, spent / len(latencies) / 1000
 
 
 def pct(values: list[float], q: float) -> float:
@@ -232,19 +287,28 @@ def main(argv: list[str]) -> int:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--listeners", type=int, default=1000)
     p.add_argument("--alerts", type=int, default=5, help="alerts pushed to the listeners")
+    p.add_argument("--sse-rounds", type=int, default=2, help="SSE rounds (each: bare fan-out, then the API)")
     p.add_argument("--list-cache-s", type=float, default=1.0, help="the API's alert-list cache (0: none)")
     args = p.parse_args(argv)
 
     import socket
 
-    with socket.socket() as s:
+    with socket.socket() as s, socket.socket() as s2:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        s2.bind(("127.0.0.1", 0))
+        port, bare_port = s.getsockname()[1], s2.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         token_path = Path(tmp) / "token"
         server = mp.Process(
             target=serve,
-            args=(port, Path(tmp) / "bench.db", secrets.token_urlsafe(32), token_path, args.list_cache_s),
+            args=(
+                port,
+                Path(tmp) / "bench.db",
+                secrets.token_urlsafe(32),
+                token_path,
+                args.list_cache_s,
+                bare_port,
+            ),
             daemon=True,
         )
         server.start()
@@ -285,12 +349,27 @@ def main(argv: list[str]) -> int:
                 f"ratio (bare/authenticated, i.e. throughput on an idle core) {per['bare'] / per['auth']:.2f}"
             )
         if args.listeners:
-            latencies = sse(port, token, args.listeners, args.alerts)
-            print(
-                f"SSE: {args.alerts} alerts x {args.listeners} listeners = {len(latencies)} deliveries, "
-                f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
-                f"max {max(latencies):.1f} ms"
-            )
+            # rounds alternate the bare fan-out (the floor: the client processes, the kernel and the
+            # machine's load, with ~nothing of the server) and the API's stream, with the same clients
+            runs: dict[str, list[float]] = {"bare": [], "api": []}
+            cpu_us: dict[str, list[float]] = {"bare": [], "api": []}
+            for r in range(args.sse_rounds):
+                for name, at in (("bare", bare_port), ("api", port)):
+                    latencies, per_delivery = sse(at, port, token, args.listeners, args.alerts)
+                    runs[name] += latencies
+                    cpu_us[name].append(per_delivery)
+                    print(
+                        f"SSE round {r + 1} {name:>4}: p50 {statistics.median(latencies):.1f} ms, "
+                        f"p99 {pct(latencies, 0.99):.1f} ms, server CPU per delivery {per_delivery:.0f} us",
+                        flush=True,
+                    )
+            for name, latencies in runs.items():
+                print(
+                    f"SSE {name}: {args.alerts} alerts x {args.listeners} listeners x {args.sse_rounds} "
+                    f"rounds = {len(latencies)} deliveries, p50 {statistics.median(latencies):.1f} ms, "
+                    f"p99 {pct(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms, server CPU per "
+                    f"delivery {statistics.mean(cpu_us[name]):.0f} us"
+                )
         server.terminate()
         server.join(5)
     return 0

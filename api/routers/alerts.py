@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api.access import ViewSite
 from api.deps import FeedDep
+from api.feed import LiveEvent, LiveStream
 from api.page_cache import PageCache
 from beffroi.events import Alert, AlertStatus
 from beffroi.store import Store
@@ -113,24 +112,11 @@ async def list_alerts(request: Request, scope: ViewSite) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/sites/{site_id}/alerts/stream", response_class=EventSourceResponse)
-async def stream_alerts(scope: ViewSite, feed: FeedDep) -> EventSourceResponse:
+@router.get("/sites/{site_id}/alerts/stream", response_class=LiveStream, status_code=200)
+async def stream_alerts(scope: ViewSite, feed: FeedDep) -> LiveStream:
     """New alerts of the site as they are raised: `event: alert`, `id: alert_id`, `data: Alert JSON`;
     and what operators of this API do to them: `event: case`, `data: AlertCase JSON` (status, owner).
     The stream ends when the token expires (the client reconnects with a fresh one)."""
     site_id = scope.site_id
-    listener = feed.listen(site_id)
-    expires_at = scope.principal.expires_at
-
-    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
-        # the token's expiry ends the stream: a `None` is queued then (no timer task per alert)
-        expiry = listener.loop.call_later(max(0.0, expires_at - time.time()), listener.offer, None)
-        try:
-            yield ServerSentEvent(comment=f"watching alerts of {site_id}")
-            while (item := await listener.get()) is not None:
-                yield item.event
-        finally:
-            expiry.cancel()
-            feed.unlisten(listener)
-
-    return EventSourceResponse(events(), ping=15)
+    hello = LiveEvent(ServerSentEvent(comment=f"watching alerts of {site_id}").encode())
+    return LiveStream(feed, feed.listen(site_id), hello, scope.principal.expires_at)

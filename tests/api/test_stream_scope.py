@@ -3,14 +3,16 @@ and never another site's, and it cannot be opened on a site outside theirs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import threading
+import time
 
 import httpx
 
 from beffroi.identity import Role
-from tests.fixtures.api import add_user, with_fan_zone
+from tests.fixtures.api import add_user, token_for, with_fan_zone
 
 PASSWORD = "correct horse battery staple"
 
@@ -83,3 +85,24 @@ def test_actions_are_pushed_on_the_stream_as_case_events(make_live_api, demo_ven
             "olga",
         )
         reader.join(timeout=5)
+
+
+def test_a_stream_is_pinged_and_ends_with_its_client(live_api):
+    token = token_for(live_api.app, "vic", role=Role.VIEWER, sites=("stade-demo",))
+    feed = live_api.app.state.feed
+    feed.ping_s = 0.05  # the feed pings every stream at once
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        httpx.Client(base_url=live_api.base_url, timeout=10, headers=headers) as client,
+        client.stream("GET", "/sites/stade-demo/alerts/stream") as stream,
+    ):
+        assert stream.headers["cache-control"] == "no-store"
+        assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
+        lines = stream.iter_lines()
+        assert next(lines) == ": watching alerts of stade-demo"
+        assert feed.listeners() == 1
+        assert ": ping" in itertools.islice(lines, 10)
+    deadline = time.monotonic() + 10
+    while feed.listeners() and time.monotonic() < deadline:  # the server sees the client go
+        time.sleep(0.02)
+    assert feed.listeners() == 0
