@@ -10,6 +10,12 @@
  * status they saw as expected_status), under the name they signed in with: POST auth/session puts an
  * HttpOnly cookie that signs every request and the EventSource in (the script never sees the token);
  * the session is renewed before it expires, and any 401 brings the sign-in dialog back.
+ * The timeline under the map makes it a time machine: pick a past window (GET sites/{id}/history:
+ * recorded zone states, and alerts with their operators' status changes), play it at 1x-60x, pause,
+ * step from change to change or drag to a moment; zones take the level of service and the alerts the
+ * status they had then, and the list holds the alerts raised so far. A replay's result (GET
+ * replays/{id}, or one started here by a supervisor) is laid over it: each alert marked same, added,
+ * removed, earlier or later, the zones outlined by the replayed side. "Live" resumes the stream.
  * Plain JS, no build step; text from the API is only ever set with textContent.
  */
 (function () {
@@ -67,6 +73,23 @@
     procedure: $("procedure"),
     procedureTitle: $("procedure-title"),
     procedureSteps: $("procedure-steps"),
+    timeline: $("timeline"),
+    tlMode: $("tl-mode"),
+    tlWindow: $("tl-window"),
+    tlFrom: $("tl-from"),
+    tlTo: $("tl-to"),
+    tlPlayer: $("tl-player"),
+    tlBack: $("tl-back"),
+    tlPlay: $("tl-play"),
+    tlStep: $("tl-step"),
+    tlSpeed: $("tl-speed"),
+    tlScrub: $("tl-scrub"),
+    tlClock: $("tl-clock"),
+    tlReplay: $("tl-replay"),
+    tlRunReplay: $("tl-run-replay"),
+    tlReplayId: $("tl-replay-id"),
+    tlOpenReplay: $("tl-open-replay"),
+    tlReplayStatus: $("tl-replay-status"),
   };
 
   const state = {
@@ -89,6 +112,9 @@
     session: null, // {name, role, sites, expires_at} of the signed-in user
     renew: null, // timer renewing the session cookie
     sitesTimer: null,
+    mode: "live", // or "past": the timeline shows a recorded window
+    history: null, // the past window shown: see showHistory
+    changes: new Map(), // alert id -> what the shown replay did to it
   };
 
   // --- the map: no tiles (no internet in a control room), a reference grid and a scale ----------
@@ -260,12 +286,14 @@
       return;
     }
     fillSelector(list);
+    const replayId = replayFromHash();
     const wanted = siteFromHash();
     const first = list.sites.some((s) => s.id === wanted) ? wanted : list.sites[0].id;
     ui.select.value = first;
     if (state.sitesTimer) window.clearInterval(state.sitesTimer);
     state.sitesTimer = window.setInterval(refreshSites, SITES_REFRESH_MS);
     await showSite(first);
+    if (replayId && state.site) openReplay(replayId);
   }
 
   async function refreshSites() {
@@ -278,6 +306,7 @@
 
   function clearSite() {
     closeStream();
+    pause();
     zoneLayer.clearLayers();
     labelLayer.clearLayers();
     exitLayer.clearLayers();
@@ -304,6 +333,7 @@
   async function showSite(siteId) {
     const generation = ++state.generation;
     clearSite();
+    leavePast();
     showBanner("");
     setLive("connecting", "connecting…");
     let site;
@@ -676,7 +706,7 @@
   }
 
   function fillActions(box, alert) {
-    const wanted = canAct() ? ACTIONS[alert.status] || [] : [];
+    const wanted = canAct() && state.mode === "live" ? ACTIONS[alert.status] || [] : [];
     const busy = state.busy.has(alert.alert_id);
     const current = [...box.children].map((b) => b.dataset.action).join(" ");
     if (current !== wanted.join(" ")) {
@@ -717,6 +747,13 @@
     const status = el("span", `alert-status status-${alert.status}`, statusText);
     const meta = el("span", "alert-meta", where.join(" · "));
     meta.prepend(status);
+    const change = state.changes.get(alert.alert_id);
+    if (change) {
+      button.dataset.change = change;
+      meta.prepend(el("span", `alert-change change-${change}`, change === "moved" ? "moved by the replay" : change));
+    } else {
+      delete button.dataset.change;
+    }
     where.unshift(statusText);
     button.replaceChildren(badge, time, rule, title, meta);
     button.setAttribute(
@@ -782,7 +819,7 @@
 
   function selectAlert(alertId) {
     state.selected = state.selected === alertId ? null : alertId;
-    if (state.selected) loadProcedure(state.selected);
+    if (state.selected && state.mode === "live") loadProcedure(state.selected);
     else hideProcedure();
     for (const li of state.items.values()) {
       li.firstChild.setAttribute("aria-pressed", String(li.firstChild.dataset.alertId === state.selected));
@@ -1089,6 +1126,378 @@
       }
     });
   }
+
+  // --- the timeline: the map as a time machine ----------------------------------------------------
+  const TICK_MS = 200; // the playing clock's step on screen
+  const DEFAULT_PAST_MS = 3600 * 1000; // the window first offered: the last hour
+  const REPLAY_POLL_MS = 500;
+
+  function replayFromHash() {
+    const match = /(?:^|[#&])replay=([0-9a-f]{32})(?:&|$)/.exec(window.location.hash);
+    return match ? match[1] : null;
+  }
+
+  function pad(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  // a datetime-local input's value: the control room's local time, to the second
+  function localInput(ms) {
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function canReplay() {
+    return Boolean(state.session) && ["supervisor", "admin"].includes(state.session.role);
+  }
+
+  // the live view stops: no stream, no periodic reads (anything in flight is dropped)
+  function stopLive() {
+    closeStream();
+    if (state.refresh) window.clearInterval(state.refresh);
+    if (state.zoneRefresh) window.clearInterval(state.zoneRefresh);
+    state.refresh = state.zoneRefresh = null;
+    return ++state.generation;
+  }
+
+  function enterPast() {
+    if (!state.site) return;
+    stopLive();
+    state.mode = "past";
+    ui.timeline.dataset.mode = "past";
+    ui.tlMode.textContent = "Back to live";
+    ui.tlMode.setAttribute("aria-pressed", "true");
+    ui.tlWindow.hidden = false;
+    ui.tlReplay.hidden = false;
+    ui.tlRunReplay.hidden = !canReplay();
+    setLive("past", "past: pick a window");
+    if (!ui.tlFrom.value || !ui.tlTo.value) {
+      const now = Math.floor(Date.now() / 1000) * 1000;
+      ui.tlFrom.value = localInput(now - DEFAULT_PAST_MS);
+      ui.tlTo.value = localInput(now);
+    }
+    state.alerts.clear();
+    state.open.clear();
+    state.owners.clear();
+    for (const zone of state.zones.values()) zone.los = zone.density = null;
+    state.selected = null;
+    hideProcedure();
+    render();
+  }
+
+  // back to the live view of the current site (the stream resumes)
+  function goLive() {
+    if (state.site) showSite(state.site.id);
+  }
+
+  function leavePast() {
+    pause();
+    state.mode = "live";
+    state.history = null;
+    state.changes.clear();
+    ui.timeline.dataset.mode = "live";
+    ui.tlMode.textContent = "Past…";
+    ui.tlMode.setAttribute("aria-pressed", "false");
+    ui.tlWindow.hidden = true;
+    ui.tlPlayer.hidden = true;
+    ui.tlReplay.hidden = true;
+    ui.tlReplayStatus.textContent = "";
+    ui.tlClock.textContent = "";
+    delete ui.tlClock.dataset.at;
+  }
+
+  async function showHistory(sinceMs, untilMs, replay) {
+    const site = state.site;
+    if (!site) return;
+    if (state.mode !== "past") enterPast();
+    pause();
+    const generation = state.generation;
+    const query = new URLSearchParams({ from: new Date(sinceMs).toISOString(), to: new Date(untilMs).toISOString() });
+    let body;
+    try {
+      body = await getJSON(`sites/${encodeURIComponent(site.id)}/history?${query}`);
+    } catch (err) {
+      if (generation === state.generation) showBanner(`Cannot read the past of ${site.name}: ${err.message}`);
+      return;
+    }
+    if (generation !== state.generation || state.mode !== "past") return;
+    showBanner(body.truncated ? "This window holds more than can be shown: only part of it is." : "");
+    const states = new Map();
+    for (const s of body.zone_states) {
+      if (!states.has(s.zone_id)) states.set(s.zone_id, []);
+      states.get(s.zone_id).push({ at: Date.parse(s.ts), los: s.los, density: s.density });
+    }
+    const entries = body.alerts.map((a) => ({
+      alert: a.alert,
+      at: Date.parse(a.alert.raised_at),
+      changes: a.changes.map((c) => ({ at: Date.parse(c.at), status: c.status, operator: c.operator })),
+      change: null,
+    }));
+    state.history = {
+      since: sinceMs,
+      until: untilMs,
+      cursor: sinceMs,
+      states,
+      entries,
+      moments: [],
+      playing: false,
+      timer: null,
+      last: 0,
+      replay: null,
+    };
+    state.changes.clear();
+    if (replay) overlayReplay(replay);
+    indexMoments();
+    ui.tlFrom.value = localInput(sinceMs);
+    ui.tlTo.value = localInput(untilMs);
+    ui.tlScrub.max = String(Math.round((untilMs - sinceMs) / 1000));
+    ui.tlPlayer.hidden = false;
+    ui.tlRunReplay.hidden = !canReplay();
+    showMoment(sinceMs);
+  }
+
+  // every moment something changes on the map: what stepping goes through
+  function indexMoments() {
+    const h = state.history;
+    const at = new Set();
+    for (const samples of h.states.values()) for (const s of samples) at.add(s.at);
+    for (const e of h.entries) {
+      at.add(e.at);
+      for (const c of e.changes) at.add(c.at);
+    }
+    h.entries.sort((a, b) => a.at - b.at || (a.alert.alert_id < b.alert.alert_id ? -1 : 1));
+    h.moments = [...at].filter((t) => t >= h.since && t < h.until).sort((a, b) => a - b);
+  }
+
+  function lastAtOrBefore(samples, t) {
+    let lo = 0;
+    let hi = samples.length - 1;
+    let found = null;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (samples[mid].at <= t) {
+        found = samples[mid];
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  // the map and the list as they were at `t`
+  function showMoment(t) {
+    const h = state.history;
+    if (!h) return;
+    h.cursor = Math.min(Math.max(t, h.since), h.until);
+    for (const [zoneId, zone] of state.zones) {
+      const s = lastAtOrBefore(h.states.get(zoneId) || [], h.cursor);
+      zone.los = s ? s.los : null;
+      zone.density = s ? s.density : null;
+    }
+    const shown = new Set(state.alerts.keys());
+    state.alerts.clear();
+    state.open.clear();
+    state.owners.clear();
+    for (const e of h.entries) {
+      if (e.at > h.cursor) break;
+      let status = "new";
+      let owner = null;
+      for (const c of e.changes) {
+        if (c.at > h.cursor) break;
+        status = c.status;
+        owner = c.operator;
+      }
+      const alert = status === e.alert.status ? e.alert : Object.assign({}, e.alert, { status });
+      state.alerts.set(alert.alert_id, alert);
+      if (owner) state.owners.set(alert.alert_id, owner);
+      const replaced = e.change === "removed" || e.change === "moved";
+      if (isOpen(alert) && !replaced) state.open.set(alert.alert_id, alert);
+      if (h.playing && !shown.has(alert.alert_id)) {
+        state.fresh.add(alert.alert_id);
+        if (SEVERITY_RANK[alert.severity] >= SEVERITY_RANK.high) {
+          ui.announcer.textContent = `${alert.severity} alert: ${alert.title}`;
+        }
+      }
+    }
+    if (state.selected && !state.alerts.has(state.selected)) state.selected = null;
+    ui.tlScrub.value = String(Math.round((h.cursor - h.since) / 1000));
+    const when = new Date(h.cursor);
+    ui.tlClock.textContent = dateAndTime.format(when);
+    ui.tlClock.dataset.at = when.toISOString();
+    setLive("past", `past · ${h.playing ? `playing ${ui.tlSpeed.value}×` : "paused"}`);
+    render();
+  }
+
+  function play() {
+    const h = state.history;
+    if (!h || h.playing) return;
+    if (h.cursor >= h.until) showMoment(h.since);
+    h.playing = true;
+    h.last = performance.now();
+    ui.tlPlay.textContent = "❚❚";
+    ui.tlPlay.dataset.playing = "true";
+    ui.tlPlay.setAttribute("aria-label", "Pause");
+    h.timer = window.setInterval(() => {
+      const now = performance.now();
+      const next = h.cursor + (now - h.last) * Number(ui.tlSpeed.value);
+      h.last = now;
+      if (next >= h.until) {
+        showMoment(h.until);
+        pause();
+      } else {
+        showMoment(next);
+      }
+    }, TICK_MS);
+    showMoment(h.cursor);
+  }
+
+  function pause() {
+    const h = state.history;
+    ui.tlPlay.textContent = "▶";
+    ui.tlPlay.dataset.playing = "false";
+    ui.tlPlay.setAttribute("aria-label", "Play");
+    if (!h) return;
+    if (h.timer) window.clearInterval(h.timer);
+    h.timer = null;
+    if (h.playing) {
+      h.playing = false;
+      showMoment(h.cursor);
+    }
+  }
+
+  function step(forward) {
+    const h = state.history;
+    if (!h) return;
+    pause();
+    const m = h.moments;
+    const next = forward ? m.find((t) => t > h.cursor) : [...m].reverse().find((t) => t < h.cursor);
+    showMoment(next !== undefined ? next : forward ? h.until : h.since);
+  }
+
+  // --- a replay's result over the window ---
+  function overlayReplay(replay) {
+    const h = state.history;
+    const site = state.site.id;
+    const entries = new Map(h.entries.map((e) => [e.alert.alert_id, e]));
+    const counts = {};
+    for (const d of replay.alerts || []) {
+      if (d.alert.site_id !== site) continue;
+      counts[d.change] = (counts[d.change] || 0) + 1;
+      const recorded = d.recorded_id ? entries.get(d.recorded_id) : null;
+      if (d.change === "same" || d.change === "removed") {
+        if (recorded) recorded.change = d.change;
+        continue;
+      }
+      // added, earlier or later: the replayed alert, at its own time, as it was raised
+      if (recorded && recorded.alert.alert_id !== d.alert.alert_id) recorded.change = "moved";
+      if (recorded && recorded.alert.alert_id === d.alert.alert_id) h.entries.splice(h.entries.indexOf(recorded), 1);
+      const alert = Object.assign({}, d.alert, { status: "new" });
+      h.entries.push({ alert, at: Date.parse(alert.raised_at), changes: [], change: d.change });
+    }
+    for (const e of h.entries) if (e.change) state.changes.set(e.alert.alert_id, e.change);
+    h.replay = replay;
+    const parts = ["same", "earlier", "later", "added", "removed"].filter((c) => counts[c]).map((c) => `${counts[c]} ${c}`);
+    ui.tlReplayStatus.textContent = `replay ${replay.id.slice(0, 8)}: ${parts.length ? parts.join(", ") : "no alert"}`;
+    ui.tlReplayStatus.dataset.replay = replay.id;
+  }
+
+  async function openReplay(replayId) {
+    if (!state.site) return;
+    if (state.mode !== "past") enterPast();
+    const generation = state.generation;
+    ui.tlReplayStatus.textContent = `replay ${replayId.slice(0, 8)}: waiting…`;
+    let status;
+    for (;;) {
+      try {
+        status = await getJSON(`replays/${encodeURIComponent(replayId)}`);
+      } catch (err) {
+        if (generation === state.generation) ui.tlReplayStatus.textContent = `Cannot read the replay: ${err.message}`;
+        return;
+      }
+      if (generation !== state.generation) return;
+      if (status.status === "done" || status.status === "failed") break;
+      ui.tlReplayStatus.textContent = `replay ${replayId.slice(0, 8)}: ${status.status}…`;
+      await new Promise((resolve) => window.setTimeout(resolve, REPLAY_POLL_MS));
+    }
+    if (status.status === "failed") {
+      ui.tlReplayStatus.textContent = `replay ${replayId.slice(0, 8)} failed: ${status.error}`;
+      return;
+    }
+    const hash = `#site=${encodeURIComponent(state.site.id)}&replay=${replayId}`;
+    if (window.location.hash !== hash) window.history.replaceState(null, "", hash);
+    await showHistory(Date.parse(status.request.from), Date.parse(status.request.to), status);
+  }
+
+  async function runReplay() {
+    const h = state.history;
+    if (!h || !state.site) return;
+    const body = {
+      from: new Date(h.since).toISOString(),
+      to: new Date(h.until).toISOString(),
+      sites: [state.site.id],
+    };
+    let response = null;
+    let answer = null;
+    try {
+      response = await fetch("replays", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        credentials: "same-origin",
+        body: JSON.stringify(body),
+      });
+      answer = await response.json().catch(() => null);
+    } catch (err) {
+      answer = { reason: err.message };
+    }
+    if (response && response.status === 401) return signedOut();
+    if (!response || !response.ok) {
+      ui.tlReplayStatus.textContent = `Cannot start a replay: ${answer && answer.reason ? answer.reason : "no answer"}`;
+      return;
+    }
+    ui.tlReplayId.value = answer.id;
+    openReplay(answer.id);
+  }
+
+  function windowFromInputs() {
+    const since = new Date(ui.tlFrom.value).getTime();
+    const until = new Date(ui.tlTo.value).getTime();
+    if (!Number.isFinite(since) || !Number.isFinite(until) || until <= since) {
+      showBanner("Pick a window whose end comes after its start.");
+      return null;
+    }
+    return [since, until];
+  }
+
+  ui.tlMode.addEventListener("click", () => (state.mode === "live" ? enterPast() : goLive()));
+  ui.tlWindow.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const w = windowFromInputs();
+    if (w) {
+      if (window.location.hash.includes("replay=")) {
+        window.history.replaceState(null, "", `#site=${encodeURIComponent(state.site.id)}`);
+      }
+      showHistory(w[0], w[1], null);
+    }
+  });
+  ui.tlPlay.addEventListener("click", () => (state.history && state.history.playing ? pause() : play()));
+  ui.tlStep.addEventListener("click", () => step(true));
+  ui.tlBack.addEventListener("click", () => step(false));
+  ui.tlSpeed.addEventListener("change", () => {
+    if (state.history) showMoment(state.history.cursor);
+  });
+  ui.tlScrub.addEventListener("input", () => {
+    const h = state.history;
+    if (!h) return;
+    pause();
+    showMoment(h.since + Number(ui.tlScrub.value) * 1000);
+  });
+  ui.tlRunReplay.addEventListener("click", runReplay);
+  ui.tlOpenReplay.addEventListener("click", () => {
+    const id = ui.tlReplayId.value.trim();
+    if (/^[0-9a-f]{32}$/.test(id)) openReplay(id);
+    else ui.tlReplayStatus.textContent = "A replay id is 32 hexadecimal characters.";
+  });
 
   // --- wiring ---------------------------------------------------------------------------------------
   ui.select.addEventListener("change", () => showSite(ui.select.value));
