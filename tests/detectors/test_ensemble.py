@@ -101,3 +101,28 @@ def test_the_ladder_counts_each_level_z_reaches_at_the_exact_edges(dtype: str) -
     np.testing.assert_array_equal(st["tail"][:, nl:], expected)
     np.testing.assert_array_equal(st["tail"][:, :nl], 0.0)
     np.testing.assert_array_equal(st["record"][:, 1], expected.sum(axis=1))
+
+
+def test_the_count_prior_adds_its_decades_to_detections_of_count_streams_only() -> None:
+    """A stream of non-negative integers gets `count_bonus` more decades on each detection, from
+    its first row on, until a value that is not a count arrives (row i sees rows <= i)."""
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(30.0, 1500).astype(np.float64)
+    counts[[600, 900]] += 40.0
+    other = counts + 0.5
+    mixed = counts.copy()
+    mixed[1000] = 30.5  # from here on not a count stream
+    plain, boosted = EnsembleConfig(count_bonus=0.0), EnsembleConfig(count_bonus=1.5)
+
+    def decades(s: np.ndarray) -> np.ndarray:
+        return np.asarray(-plain.rarity_scale * np.log1p(-s))
+
+    r0, r1 = (decades(score_streams([counts], c)[0]) for c in (plain, boosted))
+    hit = r0 > 0
+    assert hit[[600, 900]].all()
+    np.testing.assert_allclose(r1[hit] - r0[hit], 1.5, atol=1e-6)
+    assert (r1[~hit] == 0.0).all()
+    assert np.array_equal(score_streams([other], plain)[0], score_streams([other], boosted)[0])
+    m0, m1 = (decades(score_streams([mixed], c)[0]) for c in (plain, boosted))
+    assert (m1[:1000] - m0[:1000] > 1.0).sum() == hit[:1000].sum()
+    np.testing.assert_allclose(m1[1000:], m0[1000:])

@@ -2,7 +2,8 @@
 
 The event phase is the season here: a per-phase EW level joins the forecasters (the core picks it
 where it forecasts best), so phase is a prior on top of the core, not another code path. Count
-streams arrive in square-root units (the stack transforms them). The raw score is z-like:
+streams arrive in square-root units (the stack transforms them); the stream kind's count flag
+(`StreamMeta.counts`) is the core's count prior. The raw score is z-like:
 sqrt(2 ln 10 r) for the core's gated rarity r (decades), so the stack's likelihood reads it as it
 reads every other incident detector's z.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar, Final, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.detectors.backend import Array
@@ -59,6 +61,7 @@ class EnsembleDetector(Detector):
 
     def bind(self, meta: StreamMeta) -> None:
         self._row0 = self.ops.arange(meta.n) * self.config.n_phases
+        self._counts = self.ops.asarray(meta.count_mask.astype(np.float64)) if meta.count_mask.any() else None
 
     def warm(self) -> Array:
         return self.ops.as_float(self.state["count"] >= self.config.core.warmup)
@@ -70,7 +73,7 @@ class EnsembleDetector(Detector):
         level = ops.take(st["phase_level"], idx)
         seen = ops.take(st["phase_n"], idx)
         ok = ops.as_float(seen >= cfg.phase_min)
-        r = core_step(ops, st, batch.values, batch.present, cfg.core, level, ok)
+        r = core_step(ops, st, batch.values, batch.present, cfg.core, level, ok, self._counts)
         w = batch.present
         rate = ops.maximum(1.0 / (seen + 1.0), 2.0 / (cfg.phase_span + 1.0)) * w
         ops.put(st["phase_level"], idx, level + rate * (batch.values - level))
