@@ -16,13 +16,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from analytics.crowd_worker import CrowdWorker
 from analytics.detect_worker import DetectWorker, DetectWorkerConfig
 from analytics.worker import Worker
 from beffroi.bus import Bus
 from beffroi.bus_factory import make_bus
+from beffroi.clock import utcnow
 from beffroi.store_factory import make_store
 from beffroi.venue import Venue
 from ingest.bridge import Bridge, BridgeConfig
@@ -30,6 +31,9 @@ from ingest.mqtt_source import MqttSource
 from ingest.source import MessageSource, QueueSource
 from simulators.publish import InProcessPublisher, MqttPublisher, Publisher
 from tower.settings import Settings
+
+if TYPE_CHECKING:
+    from tower.demo.control_tower import ControlTower
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +223,12 @@ def compose(
     demo: bool = False,
     demo_rate_hz: float = 1.0,
     api: bool = True,
+    tower: ControlTower | None = None,
 ) -> Runtime:
-    """Wire the platform for `settings.mode`. Nothing runs until `Runtime.start()`."""
+    """Wire the platform for `settings.mode`. Nothing runs until `Runtime.start()`.
+
+    With `tower` (embedded mode), its scenario, cameras and video service run beside the platform,
+    and the bridge and the API's escalations follow its simulated clock."""
     from api.app import create_app
     from tower.demo.generator import DemoFeed
 
@@ -244,8 +252,13 @@ def compose(
         store = undo.enter_context(make_store(settings))
         worker = Worker.from_settings(settings, bus=bus, store=store)
         undo.callback(worker.close)
+        clock = tower.clock if tower is not None else utcnow
         bridge = Bridge(
-            source=source, bus=bus, devices=venue.devices, config=BridgeConfig.from_settings(settings)
+            source=source,
+            bus=bus,
+            devices=venue.devices,
+            config=BridgeConfig.from_settings(settings),
+            clock=clock,
         )
         services.append(LoopService("worker", worker.run, worker.stop))
         if settings.detectors.enabled:
@@ -277,11 +290,18 @@ def compose(
                     },
                     **({"crowd": _crowd_health(crowd)} if crowd is not None else {}),
                 },
+                clock=clock,
             )
             services.append(ApiService("api", app, settings.api.host, settings.api.port))
         if demo and publisher is not None:
             feed = DemoFeed(venue=venue, publisher=publisher, rate_hz=demo_rate_hz, namespace=venue.namespace)
             services.append(LoopService("demo-feed", feed.run, feed.stop))
+        if tower is not None:
+            if publisher is None:
+                raise ValueError("the control tower demo runs in embedded mode")
+            zone_states = settings.kafka.topic("zone_state")
+            for name, run in tower.services(publisher, bus, zone_states):
+                services.append(LoopService(name, run, tower.stop))
         return Runtime(
             settings,
             bridge=bridge,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +26,7 @@ from analytics.vision.publish import ZoneStatePublisher
 from analytics.vision.view import counting_view
 from analytics.vision.zone_state import GateInfo, SiteKey, ZoneAggregator, ZoneInfo
 from beffroi.bus import Bus
+from beffroi.clock import utcnow
 from beffroi.events import AwareDatetime
 from beffroi.sites import site_gates
 from beffroi.venue import Venue
@@ -165,9 +168,18 @@ def build_pipeline(venue: Venue, settings: VisionSettings) -> tuple[VisionPipeli
 
 
 class VisionService:
-    """Readers, queue and pipeline loop, publishing `ZoneState`s on `topic`."""
+    """Readers, queue and pipeline loop, publishing `ZoneState`s on `topic`; live frames are stamped
+    with `clock()` as they are read."""
 
-    def __init__(self, *, venue: Venue, settings: VisionSettings, bus: Bus, topic: str) -> None:
+    def __init__(
+        self,
+        *,
+        venue: Venue,
+        settings: VisionSettings,
+        bus: Bus,
+        topic: str,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         unknown = [c for c in settings.cameras if c not in venue.devices]
         if unknown:
             raise ValueError(f"vision: camera(s) not in venue {venue.id!r}: {', '.join(unknown)}")
@@ -182,6 +194,7 @@ class VisionService:
             CameraReader(
                 CameraSource(cid, url, sample_fps=settings.sample_fps, start_at=settings.recorded_start),
                 sink=self._accept,
+                clock=clock,
             )
             for cid, url in settings.cameras.items()
         ]

@@ -107,7 +107,8 @@ def open_capture(source: CameraSource, *, timeout_s: float = 5.0) -> cv2.VideoCa
 
 
 class CameraReader:
-    """Reads one camera into `sink` until stopped (or its file ends), reconnecting live streams."""
+    """Reads one camera into `sink` until stopped (or its file ends), reconnecting live streams.
+    A live frame is stamped with `clock()` when read (a simulated clock in `make demo`)."""
 
     def __init__(
         self,
@@ -118,6 +119,7 @@ class CameraReader:
         timeout_s: float = 5.0,
         max_attempts: int | None = None,
         seed: int = 0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if source.sample_fps <= 0:
             raise ValueError(f"camera {source.camera_id!r}: sample_fps must be > 0, got {source.sample_fps}")
@@ -127,6 +129,7 @@ class CameraReader:
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.stats = ReaderStats()
+        self.clock = clock
         self._stop = threading.Event()
         self._rng = random.Random(seed)
         self._thread: threading.Thread | None = None
@@ -207,7 +210,7 @@ class CameraReader:
                     source_time_s=t,
                     captured_at=self.source.start_at + timedelta(seconds=t)
                     if self.source.start_at
-                    else utcnow(),
+                    else self.clock(),
                     image=as_image(image),
                 )
             )

@@ -80,9 +80,11 @@ def render_cameras(
     run: CameraRun,
     *,
     on_start: Callable[[MjpegServer], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
-    """Render every scene for `run.seconds`; returns the frames written per camera. Streams are served
-    (and `on_start` called) once the renderers are ready: the first frame follows soon after."""
+    """Render every scene for `run.seconds` (or until `stop()`); returns the frames written per camera.
+    Streams are served (and `on_start` called) once the renderers are ready: the first frame follows
+    soon after."""
     renderers = [
         CameraRenderer(s, conditions=conditions, fps=run.fps, seed=run.seed * 1009 + i)
         for i, s in enumerate(scenes)
@@ -103,7 +105,7 @@ def render_cameras(
         frames = round(run.seconds * run.fps)
         start = run.start_at if run.start_at is not None else time.time()
         k = written = 0
-        while k < frames:
+        while k < frames and not (stop is not None and stop()):
             if run.realtime:
                 wait = start + k / run.fps - time.time()
                 if wait > 0:

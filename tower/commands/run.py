@@ -27,6 +27,7 @@ from beffroi import metrics
 from beffroi.identity import AuditKind, AuditRecord, Role, User
 from beffroi.signals import stop_on_signals
 from beffroi.store_factory import make_store
+from tower.demo.control_tower import TowerDemo
 from tower.scale import Children, scale_out
 from tower.settings import Settings, load_settings
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 def _handle(args: argparse.Namespace) -> int:
     from beffroi.settings import load_venue_for
+    from tower.demo.control_tower import ControlTower
     from tower.runtime import DEMO_SETTINGS, DEMO_VENUE, compose
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -46,9 +48,11 @@ def _handle(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.mode is not None:
         overrides["mode"] = args.mode
+    # `--demo` alone: the control tower (a scenario, its cameras); with a venue, the demo sensors
+    tower_demo = args.demo and args.venue is None and settings.venue is None
     if args.venue is not None:
         overrides["venue"] = Path(args.venue)
-    elif settings.venue is None and args.demo:
+    elif settings.venue is None and args.demo and not tower_demo:
         overrides["venue"] = DEMO_VENUE
     if settings.api.auth.secret_key is None:
         if not args.demo:
@@ -62,7 +66,18 @@ def _handle(args: argparse.Namespace) -> int:
         auth = settings.api.auth.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(32))})
         overrides["api"] = settings.api.model_copy(update={"auth": auth})
     settings = settings.model_copy(update=overrides)
-    venue = load_venue_for(settings)
+    tower: ControlTower | None = None
+    if tower_demo:
+        if settings.mode != "embedded":
+            print(
+                "beffroi run: the control tower demo runs in embedded mode (--mode embedded)", file=sys.stderr
+            )
+            return 2
+        fresh_start(settings)
+        tower = ControlTower(TowerDemo(speed=args.speed))
+        venue = tower.venue
+    else:
+        venue = load_venue_for(settings)
     try:
         settings, specs = scale_out(settings, bridges=args.bridges, workers=args.workers)
     except ValueError as exc:
@@ -70,7 +85,9 @@ def _handle(args: argparse.Namespace) -> int:
         return 2
     sign_in = demo_administrator(settings) if args.demo else None
 
-    runtime = compose(settings, venue=venue, demo=args.demo, demo_rate_hz=args.rate)
+    runtime = compose(
+        settings, venue=venue, demo=args.demo and tower is None, demo_rate_hz=args.rate, tower=tower
+    )
     metrics.serve(settings.metrics)
     done = threading.Event()
     with tempfile.TemporaryDirectory(prefix="beffroi-run-") as tmp, stop_on_signals(done.set):
@@ -85,12 +102,24 @@ def _handle(args: argparse.Namespace) -> int:
                 done=done,
                 children=children,
                 sign_in=sign_in,
+                tower_note=tower.describe() if tower is not None else None,
             )
         finally:
             children.stop()
 
 
 DEMO_ADMIN = "demo-admin"
+
+
+def fresh_start(settings: Settings) -> None:
+    """The control tower's run starts from an empty SQLite database and no detector snapshot: its
+    alerts and its detectors' state are those of this run (its simulated clock starts now)."""
+    path = Path(settings.sqlite.path)
+    paths = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    if settings.detectors.snapshot_path is not None:
+        paths.append(Path(settings.detectors.snapshot_path))
+    for p in paths:
+        p.unlink(missing_ok=True)
 
 
 def demo_administrator(settings: Settings) -> str:
@@ -131,6 +160,7 @@ def _serve(
     done: threading.Event,
     children: Children | None = None,
     sign_in: str | None = None,
+    tower_note: str | None = None,
 ) -> int:
     try:
         runtime.start()
@@ -143,6 +173,8 @@ def _serve(
         print(
             f"beffroi running in {settings.mode} mode on venue {venue.id!r}"
             f"{' with the demo sensors' if demo else ''}.\n"
+            + (f"{tower_note}\n" if tower_note else "")
+            + f"  the overview of every site: {base}/overview\n"
             f"  the live map: {base}/map\n"
             + (f"{sign_in}\n" if sign_in else "")
             + f"  TOKEN=$(curl -s -d username=NAME -d password=... {base}/auth/token | jq -r .access_token)\n"
@@ -171,6 +203,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--demo", action="store_true", help="publish demo sensor readings, alerts included")
     p.add_argument(
         "--rate", type=float, default=1.0, metavar="HZ", help="demo readings per device per second"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=TowerDemo.speed,
+        metavar="X",
+        help="--demo without a venue (the control tower): simulated seconds per second",
     )
     p.add_argument(
         "--bridges", type=int, default=1, metavar="N", help="bridges sharing the sensor topics (stack mode)"
