@@ -36,6 +36,7 @@ from beffroi.records import SiteScores, ZoneState
 from beffroi.sql_dialect import C, Row, SqlDialect, Table
 from beffroi.store import (
     ESCALATION_ACTOR,
+    AlertMark,
     Escalation,
     Store,
     StoreError,
@@ -392,6 +393,18 @@ class SqlStore(Store, Generic[C]):
                 return True
 
         return self._run("escalate_due", escalate)
+
+    def alert_marks(self, alert_ids: Sequence[str]) -> dict[str, AlertMark]:
+        ids = [nul_free(a) for a in alert_ids]
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        query = (
+            "SELECT alert_id, owner, escalations FROM alerts "
+            f"WHERE (owner IS NOT NULL OR escalations > 0) AND alert_id IN ({marks})"
+        )
+        rows = self._fetch("alert_marks", query, ids)
+        return {row["alert_id"]: AlertMark(row["owner"], int(row["escalations"])) for row in rows}
 
     def alert_owners(self, alert_ids: Sequence[str]) -> dict[str, str]:
         ids = [nul_free(a) for a in alert_ids]

@@ -171,6 +171,14 @@ def _json_number(number: float) -> float | str:
     return "Infinity" if number > 0 else "-Infinity"
 
 
+@dataclass(frozen=True, slots=True)
+class AlertMark:
+    """What a list shows beside an alert: who owns it, how many times it was escalated."""
+
+    owner: str | None
+    escalations: int
+
+
 def check_limit(limit: int) -> int:
     if limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
@@ -262,6 +270,11 @@ class Store(ABC):
     @abstractmethod
     def alert_owners(self, alert_ids: Sequence[str]) -> dict[str, str]:
         """alert_id -> owner, for those of `alert_ids` that have an owner (unknown ids are left out)."""
+
+    @abstractmethod
+    def alert_marks(self, alert_ids: Sequence[str]) -> dict[str, AlertMark]:
+        """alert_id -> its owner and escalations, for those of `alert_ids` that have an owner or were
+        escalated (one query: what an alert list shows beside each alert)."""
 
     @abstractmethod
     def alert_trails(self, alert_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:

@@ -27,6 +27,10 @@ class AlertPage(BaseModel):
     owners: dict[str, str] = Field(
         default_factory=dict, description="alert_id -> owner (who acknowledged, started, or was assigned it)"
     )
+    escalated: dict[str, int] = Field(
+        default_factory=dict,
+        description="alert_id -> how many times it was escalated (not acknowledged in time), when it was",
+    )
 
 
 class AlertQuery(BaseModel):
@@ -103,8 +107,14 @@ async def list_alerts(request: Request, scope: ViewSite) -> Response:
                 zone_id=q.zone,
                 limit=q.limit,
             )
-            owners = store.alert_owners([a.alert_id for a in alerts])
-            page = AlertPage(site_id=site_id, count=len(alerts), alerts=alerts, owners=owners)
+            marks = store.alert_marks([a.alert_id for a in alerts])
+            page = AlertPage(
+                site_id=site_id,
+                count=len(alerts),
+                alerts=alerts,
+                owners={i: m.owner for i, m in marks.items() if m.owner is not None},
+                escalated={i: m.escalations for i, m in marks.items() if m.escalations},
+            )
             return page.model_dump_json().encode()
 
         body = await run_in_threadpool(page)

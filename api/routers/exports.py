@@ -44,6 +44,7 @@ ALERT_COLUMNS = (
     "detail",
     "value",
     "owner",
+    "escalations",
 )
 AUDIT_COLUMNS = ("seq", "at", "kind", "actor", "site_id", "target", "client", "detail")
 
@@ -98,12 +99,23 @@ def export_alerts(
     """The site's alerts raised in [since, until), newest first, with status and owner. Audited."""
     site_id = scope.site_id
     alerts = store.list_alerts(site_id, since=since, until=until, limit=limit)
-    owners = store.alert_owners([a.alert_id for a in alerts])
+    marks = store.alert_marks([a.alert_id for a in alerts])
+    owners = {i: m.owner for i, m in marks.items() if m.owner is not None}
+    escalated = {i: m.escalations for i, m in marks.items() if m.escalations}
     if format == "json":
-        body = AlertPage(site_id=site_id, count=len(alerts), alerts=alerts, owners=owners).model_dump_json()
-        data = body.encode()
+        page = AlertPage(
+            site_id=site_id, count=len(alerts), alerts=alerts, owners=owners, escalated=escalated
+        )
+        data = page.model_dump_json().encode()
     else:
-        rows = ([*(getattr(a, c) for c in ALERT_COLUMNS[:-1]), owners.get(a.alert_id)] for a in alerts)
+        rows = (
+            [
+                *(getattr(a, c) for c in ALERT_COLUMNS[:-2]),
+                owners.get(a.alert_id),
+                escalated.get(a.alert_id, 0),
+            ]
+            for a in alerts
+        )
         data = _csv(ALERT_COLUMNS, rows)
     window = f"since {since.isoformat() if since else '-'} until {until.isoformat() if until else '-'}"
     audit(

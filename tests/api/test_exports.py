@@ -41,6 +41,7 @@ def test_a_supervisor_exports_the_sites_alerts_as_csv_and_json_audited(client):
     assert r.headers["content-disposition"] == 'attachment; filename="alerts-stade-demo.csv"'
     [row] = _rows(r.content)
     assert (row["alert_id"], row["status"], row["owner"]) == (client.mine.alert_id, "acknowledged", "root")
+    assert row["escalations"] == "0"
     assert row["title"] == "'=HYPERLINK('http://x')", "a formula is written as text"
     assert row["raised_at"] == client.mine.raised_at.isoformat()
     page = client.get("/sites/stade-demo/alerts/export?format=json", headers=lead).json()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -321,3 +322,64 @@ def test_zones_are_filled_by_level_of_service_and_the_overview_shows_the_worst(l
     expect(row.locator("td[data-los]")).to_contain_text("parvis · 4.20 p/m²")
     row.locator("a").click()
     expect(page).to_have_url(f"{live_api.base_url}/map#site=stade-demo")
+
+
+def test_an_escalation_shows_its_badge_live_and_a_supervisor_assigns_the_alert(
+    make_live_api, demo_venue, browser, page, problems
+):
+    live = make_live_api(demo_venue)
+    live.slice.publish("panic-nord", {"pressed": 1})
+    live.slice.drain()
+    [alert] = live.slice.alerts("stade-demo")
+    add_user(live.app, "vic", role=Role.VIEWER, sites=("stade-demo",))
+    # the operator's screen, beside the supervisor's: both follow the site's stream
+    other = browser.new_context(viewport={"width": 1400, "height": 820}, timezone_id=PARIS.key)
+    try:
+        olga_page = other.new_page()
+        sign_in(olga_page, live, "/map", "olga", sites=("stade-demo",))
+        olga_item = olga_page.locator(f'#alert-list li[data-alert-id="{alert.alert_id}"]')
+        expect(olga_item.locator(".alert-assign")).to_be_hidden()  # an operator cannot assign
+        sign_in(page, live, "/map", "sam", role=Role.SUPERVISOR, sites=("stade-demo",))
+        item = page.locator(f'#alert-list li[data-alert-id="{alert.alert_id}"]')
+        expect(item.locator(".alert-escalated")).to_have_count(0)
+        for p in (page, olga_page):
+            expect(p.locator("#live-status")).to_have_attribute("data-state", "live", timeout=LIVE_WAIT_MS)
+
+        # nobody acknowledged it in time: the escalator (its clock an hour on) escalates it, live
+        escalator = live.app.state.escalator
+        escalator.settings = escalator.settings.model_copy(update={"enabled": True})
+        escalator.clock = lambda: alert.raised_at + timedelta(hours=1)
+        assert [e.alert_id for e in escalator.run_once()] == [alert.alert_id]
+        for shown in (item, olga_item):
+            expect(shown.locator(".alert-escalated")).to_have_text("escalated", timeout=LIVE_WAIT_MS)
+            expect(shown.locator("button.alert-item")).to_have_attribute("data-escalations", "1")
+
+        form = item.locator(".alert-assign")
+        expect(form).to_be_visible()
+        form.locator("input").fill("vic")
+        form.get_by_role("button", name="Assign").click()
+        expect(page.locator("#banner")).to_have_text(
+            f"Cannot assign this alert: cannot assign alert {alert.alert_id} to 'vic': "
+            "the user is viewer, below operator"
+        )
+        assert problems == [
+            "console error: Failed to load resource: the server responded with a status of 422 "
+            "(Unprocessable Entity)"
+        ]
+        problems.clear()
+        form.locator("input").fill("olga")
+        form.get_by_role("button", name="Assign").click()
+        expect(item.locator(".alert-status")).to_have_text("new · olga")
+        expect(olga_item.locator(".alert-status")).to_have_text("new · olga", timeout=LIVE_WAIT_MS)
+        expect(page.locator("#banner")).to_be_hidden()
+
+        page.reload()  # the list gives escalations and owners
+        expect(item.locator(".alert-escalated")).to_have_text("escalated")
+        expect(item.locator(".alert-status")).to_have_text("new · olga")
+    finally:
+        other.close()
+    audit = live.app.state.identity.list_audit(target=alert.alert_id)
+    assert [(r.kind, r.actor) for r in reversed(audit)] == [
+        (AuditKind.ALERT_ESCALATED, "beffroi-escalation"),
+        (AuditKind.ALERT_ASSIGNED, "sam"),
+    ]

@@ -25,7 +25,7 @@ from beffroi.postgres_store import PostgresStore
 from beffroi.records import SiteScores
 from beffroi.settings import SqliteSettings
 from beffroi.sqlite_store import SqliteStore
-from beffroi.store import Store, StoreError, TransitionRefused, UnknownAlertError
+from beffroi.store import AlertMark, Store, StoreError, TransitionRefused, UnknownAlertError
 from beffroi.store_factory import make_store
 from tests.fixtures.store import execute_raw, make_alert, make_dead_letter, make_readings
 from tower.settings import Settings
@@ -826,6 +826,11 @@ def test_alerts_nobody_acknowledged_are_escalated_once_per_level(store: Store):
         "critical -> critical: not acknowledged within 60 s",
     ]
     assert {(r.site_id, r.actor) for r in records} == {(med.site_id, "beffroi-escalation")}
+    assert store.alert_marks([a.alert_id for a in (crit, med, info, acked)] + ["unknown"]) == {
+        crit.alert_id: AlertMark(None, 1),
+        med.alert_id: AlertMark(None, 3),
+        acked.alert_id: AlertMark("alice", 0),
+    }, "what a list shows beside each alert: owners and escalations, of those that have either"
     assert store.write_alerts([med]) == 0
     again = store.get_alert(med.alert_id)
     assert again is not None

@@ -105,6 +105,7 @@
     retry: null,
     refresh: null, // periodic re-read of the alerts
     owners: new Map(), // alert id -> owner, from the actions' answers
+    escalations: new Map(), // alert id -> times escalated (not acknowledged in time)
     busy: new Set(), // alert ids with an action in flight
     renderPending: false,
     fresh: new Set(), // ids that came live since the last render
@@ -320,6 +321,7 @@
     state.alerts.clear();
     state.open.clear();
     state.owners.clear();
+    state.escalations.clear();
     state.busy.clear();
     state.items.clear();
     state.selected = null;
@@ -585,6 +587,7 @@
       for (const id of knownOpen) if (!openIds.has(id)) state.open.delete(id);
       for (const page of [listed, open]) {
         for (const [id, owner] of Object.entries(page.owners || {})) state.owners.set(id, owner);
+        for (const [id, times] of Object.entries(page.escalated || {})) state.escalations.set(id, times);
         for (const a of page.alerts) addAlert(a, false);
       }
       scheduleRender();
@@ -696,13 +699,80 @@
     button.type = "button";
     button.dataset.alertId = alert.alert_id;
     li.appendChild(button);
+    li.appendChild(buildAssign(alert.alert_id));
     const actions = el("div", "alert-actions");
     actions.setAttribute("role", "group");
     li.appendChild(actions);
     fillItem(button, alert);
+    fillAssign(li.children[1], alert);
     fillActions(actions, alert);
     button.addEventListener("click", () => selectAlert(alert.alert_id));
     return li;
+  }
+
+  // supervisors (and admins) give an open alert to an operator of the site, by name
+  function canAssign() {
+    return Boolean(state.session) && (state.session.role === "supervisor" || state.session.role === "admin");
+  }
+
+  function buildAssign(alertId) {
+    const form = el("form", "alert-assign");
+    const input = el("input", "assign-name");
+    input.name = "assignee";
+    input.placeholder = "operator";
+    input.autocomplete = "off";
+    input.required = true;
+    input.maxLength = 64;
+    const button = el("button", "action action-assign", "Assign");
+    button.type = "submit";
+    form.append(input, button);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      assign(alertId, input.value.trim(), form);
+    });
+    return form;
+  }
+
+  function fillAssign(form, alert) {
+    form.hidden = !(canAssign() && state.mode === "live" && isOpen(alert));
+    const busy = state.busy.has(alert.alert_id);
+    for (const control of form.elements) control.disabled = busy;
+    form.elements.assignee.setAttribute("aria-label", `Assign to (an operator's name): ${alert.title}`);
+  }
+
+  async function assign(alertId, assignee, form) {
+    const alert = state.alerts.get(alertId) || state.open.get(alertId);
+    if (!assignee || !alert || !state.site || state.busy.has(alertId) || !canAssign()) return;
+    const siteId = state.site.id;
+    const generation = state.generation;
+    state.busy.add(alertId);
+    scheduleRender();
+    let response = null;
+    let body = null;
+    try {
+      response = await fetch(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}/assign`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        credentials: "same-origin",
+        body: JSON.stringify({ assignee, expected_status: alert.status }),
+      });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      body = { reason: err.message };
+    }
+    state.busy.delete(alertId);
+    if (response && response.status === 401) return signedOut();
+    if (generation !== state.generation) return;
+    if (response && response.ok) {
+      applyCase(body);
+      form.reset();
+      ui.announcer.textContent = `${alert.title}: assigned to ${body.owner}`;
+      showBanner("");
+    } else {
+      const reason = body && body.reason ? body.reason : response ? response.statusText : "no answer";
+      showBanner(`Cannot assign this alert: ${reason}`);
+    }
+    scheduleRender();
   }
 
   function fillActions(box, alert) {
@@ -755,7 +825,17 @@
       delete button.dataset.change;
     }
     where.unshift(statusText);
-    button.replaceChildren(badge, time, rule, title, meta);
+    const escalations = state.mode === "live" ? state.escalations.get(alert.alert_id) || 0 : 0;
+    button.dataset.escalations = String(escalations);
+    const parts = [badge, time, rule, title, meta];
+    if (escalations) {
+      // not acknowledged in time: the site's supervisors are flagged
+      const flag = el("span", "alert-escalated", escalations > 1 ? `escalated ×${escalations}` : "escalated");
+      flag.title = "Not acknowledged in time: escalated to the supervisors";
+      parts.splice(3, 0, flag); // a line of its own, above the title
+      where.unshift("escalated");
+    }
+    button.replaceChildren(...parts);
     button.setAttribute(
       "aria-label",
       `${alert.severity} alert at ${formatTime(alert.raised_at)}, rule ${alert.rule}: ${alert.title}` +
@@ -785,6 +865,7 @@
         state.items.set(alert.alert_id, li);
       } else {
         fillItem(li.firstChild, alert);
+        fillAssign(li.children[1], alert);
         fillActions(li.lastChild, alert);
       }
       if (state.fresh.has(alert.alert_id)) li.firstChild.classList.add("alert-new");
@@ -1075,6 +1156,8 @@
     if (!state.site || alert.site_id !== state.site.id) return;
     if (alertCase.owner) state.owners.set(alert.alert_id, alertCase.owner);
     else state.owners.delete(alert.alert_id);
+    if (alertCase.escalations) state.escalations.set(alert.alert_id, alertCase.escalations);
+    else state.escalations.delete(alert.alert_id);
     addAlert(alert, false);
   }
 
