@@ -1,12 +1,16 @@
 """The bus record formats of the kernel: what each encoder writes decodes back to the same thing,
 and a record that is not what its topic carries is a `BadRecord` naming where it sits."""
 
+import hashlib
 import json
+import random
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from beffroi.bus import Record
+from beffroi.events import _ID_NAMESPACE, derived_id, message_id_for, uuid5_text
 from beffroi.records import (
     BadRecord,
     GateFlow,
@@ -72,3 +76,15 @@ def test_scores_round_trip_one_record_per_site():
 def test_a_foreign_record_is_a_bad_record_naming_its_place(decode, value):
     with pytest.raises(BadRecord, match=r"^t\[2\]@41: not a "):
         decode(Record("t", value, None, partition=2, offset=41))
+
+
+def test_ids_are_the_uuid5_of_their_name():
+    rng = random.Random(5)
+    alphabet = "az09|-_.:/é€😀\u200b"
+    for _ in range(500):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        assert uuid5_text(name) == str(uuid.uuid5(_ID_NAMESPACE, name))
+    assert derived_id("a", "b") == str(uuid.uuid5(_ID_NAMESPACE, "a|b"))
+    payload = b'{"x": 1}'
+    digest = hashlib.sha256(payload).hexdigest()
+    assert message_id_for("t-1", payload) == str(uuid.uuid5(_ID_NAMESPACE, f"t-1|{digest}"))
