@@ -30,6 +30,8 @@ with warnings.catch_warnings():
         TopicAlreadyExistsError,
         for_code,
     )
+    from kafka.partitioner import DefaultPartitioner
+    from kafka.partitioner.default import murmur2
 
 KEY: Final = "kafka-python"
 
@@ -42,6 +44,38 @@ _RECORD_REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRec
 
 def _refuses_record(exc: object) -> bool:
     return isinstance(exc, _RECORD_REFUSED)
+
+
+_KNOWN_KEYS = 100_000
+
+
+class _KeyHashCache(DefaultPartitioner):  # type: ignore[misc]
+    """Kafka's default partitioner, remembering the murmur2 hash of each key: keys are device ids, few
+    and sent again and again, and kafka-python hashes in pure Python (the bridge's costliest step
+    per record after validation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hashes: dict[bytes, int] = {}
+
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: Any,
+        cluster: Any,
+    ) -> int:
+        if serialized_key is None or topic not in cluster.topics():
+            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
+        h = self._hashes.get(serialized_key)
+        if h is None:
+            if len(self._hashes) >= _KNOWN_KEYS:
+                self._hashes.clear()
+            h = self._hashes[serialized_key] = murmur2(serialized_key) & 0x7FFFFFFF
+        partitions = sorted(cluster.partitions_for_topic(topic))
+        return int(partitions[h % len(partitions)])
 
 
 class KafkaBus(Bus):
@@ -79,6 +113,7 @@ class KafkaBus(Bus):
             "batch_size": batch_size,
             "max_block_ms": max_block_ms,
             "allow_auto_create_topics": False,
+            "partitioner": _KeyHashCache(),
         }
         self._consumer_config: dict[str, Any] = {
             "enable_auto_commit": False,

@@ -9,12 +9,13 @@ import time
 from collections import defaultdict
 
 import pytest
+from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
 from beffroi.bus import Bus, BusError, Delivery, Record, Subscription, TopicPartition
 from beffroi.bus_factory import kafka_bus_for, make_bus
 from beffroi.confluent_bus import ConfluentBus
-from beffroi.kafka_bus import KafkaBus
+from beffroi.kafka_bus import KafkaBus, _KeyHashCache
 from beffroi.memory_bus import MemoryBus, murmur2, partition_for_key
 from tests.fixtures.bus import KAFKA_CLIENTS, BusNames
 from tests.fixtures.stack import kafka_admin
@@ -276,6 +277,26 @@ def test_memory_partitioner_is_kafkas() -> None:
     for key in keys:
         assert murmur2(key) == kafka_murmur2(key) & 0xFFFFFFFF
         assert partition_for_key(key, 12) == (kafka_murmur2(key) & 0x7FFFFFFF) % 12
+
+
+def test_kafka_python_key_hash_cache_partitions_as_kafkas_default() -> None:
+    class Cluster:
+        def topics(self) -> set[str]:
+            return {"t"}
+
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(12))
+
+        def available_partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(12))
+
+    rng = random.Random(11)
+    cached, default = _KeyHashCache(), DefaultPartitioner()
+    keys = [rng.randbytes(rng.randrange(1, 30)) for _ in range(500)]
+    cluster = Cluster()
+    for key in keys + keys:  # the second time from the cache
+        expected = default.partition("t", key, key, b"v", b"v", cluster)
+        assert cached.partition("t", key, key, b"v", b"v", cluster) == expected == partition_for_key(key, 12)
 
 
 def test_ensure_topics_is_idempotent_and_honours_partition_counts(bus: Bus, bus_names: BusNames) -> None:
