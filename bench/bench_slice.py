@@ -5,6 +5,7 @@
     python -m bench.bench_slice --duration 300           # the 5-minute paced figure
     python -m bench.bench_slice --only scaleout --scale 1,2,4
     python -m bench.bench_slice --client confluent-kafka # the bus on librdkafka (default: settings)
+    python -m bench.bench_slice --only bridge            # the bridge alone against bare paho
 
 Phases, each printing its figures and its ratio in the same run, with the same publishers
 (`--publishers` processes of their own, one MQTT connection per device):
@@ -16,7 +17,10 @@ Phases, each printing its figures and its ratio in the same run, with the same p
    p99, p99.9 (from the worker's `beffroi_latency_seconds{stage="alerted"}` histogram, and exactly
    from an alert tap on the alerts topic), and the backlog (published - committed by the worker)
    sampled every 2 s, at the end and its trend;
-3. scaleout: 1, 2, 4... bridges (MQTT shared subscription) and as many workers (one consumer
+3. bridge: the bare paho subscriber again, then the bridge alone (no worker) takes N readings into
+   Kafka -> readings/s confirmed by Kafka and acknowledged to MQTT, and the ratio bridge / bare
+   subscriber: the bridge's own share of the saturation figure;
+4. scaleout: 1, 2, 4... bridges (MQTT shared subscription) and as many workers (one consumer
    group), each N taking M readings flat out -> readings/s and the speed-up over N = 1.
 Backlog and latency come from the components' Prometheus endpoints (beffroi/metrics.py). The run
 uses topics, a schema, devices and MQTT sessions of its own, removed after it. The machine's other
@@ -322,13 +326,15 @@ class Run:
     site: str
     devices: list[str]
 
-    def components(self, n: int = 1) -> Components:
+    def components(self, n: int = 1, *, workers: int | None = None) -> Components:
         settings, settings_file = self.settings, self.settings_file
         if n > 1:  # the bridges share the sensor topics: MQTT v5 shared subscription
             mqtt_settings = settings.mqtt.model_copy(update={"share_group": settings.mqtt.client_id})
             settings = settings.model_copy(update={"mqtt": mqtt_settings})
             settings_file = write_settings(settings, self.tmp / f"settings-{n}.yaml")
-        return Components(settings, settings_file, self.tmp, bridges=n, workers=n)
+        return Components(
+            settings, settings_file, self.tmp, bridges=n, workers=n if workers is None else workers
+        )
 
 
 def bare_paho(run: Run, n: int) -> tuple[float, float]:
@@ -417,6 +423,50 @@ def phase_saturation(run: Run) -> None:
     )
     print(f"  ratio     pipeline / bare paho subscriber: {rate / bare:.2f}  (target >= 0.8)", flush=True)
     print(latency_line("latency under saturation, sensor -> stored alert", metrics.difference(after, before)))
+
+
+def forwarded(stack: Components) -> float:
+    return metrics.total(stack.scrape("bridge"), "beffroi_messages_out_total", component="bridge")
+
+
+def phase_bridge(run: Run) -> None:
+    n = run.args.readings
+    bare, pub = bare_paho(run, n)
+    print(
+        f"  baseline  bare paho subscriber (QoS 1): {bare:>10,.0f} msgs/s "
+        f"(publishers alone: {pub:,.0f} msgs/s)  [{load()}]",
+        flush=True,
+    )
+    stack = run.components(workers=0)
+    stack.start()
+    try:
+        stack.wait_ready()
+        before = forwarded(stack)
+        Publishers(run.settings_file, run.devices, 2_000, 1, tag="warm").wait()
+        _wait_for(lambda: forwarded(stack) >= before + 2_000, 180)
+        before = forwarded(stack)
+        pubs = Publishers(run.settings_file, run.devices, n, run.args.publishers, tag="bridge")
+        t0 = pubs.started()
+        _wait_for(lambda: forwarded(stack) >= before + n, 900)
+        seconds = time.time() - t0
+        pubs.wait()
+    finally:
+        stack.stop()
+    rate = n / seconds
+    print(
+        f"  bridge    MQTT -> bridge -> Kafka (confirmed, acknowledged): {rate:>8,.0f} readings/s "
+        f"({n:,} in {seconds:.1f} s)  [{load()}]",
+        flush=True,
+    )
+    print(f"  ratio     bridge / bare paho subscriber: {rate / bare:.2f}", flush=True)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 def phase_latency(run: Run) -> None:
@@ -535,6 +585,7 @@ def _slope(points: list[tuple[float, float]]) -> float:
 
 PHASES: dict[str, Callable[[Run], None]] = {
     "saturation": phase_saturation,
+    "bridge": phase_bridge,
     "latency": phase_latency,
     "scaleout": phase_scaleout,
 }
@@ -556,7 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publishers", type=int, default=2, help="publisher processes")
     p.add_argument("--alert-every", type=int, default=100, help="one alerting reading in so many")
     p.add_argument("--rate", type=float, default=4_200.0, help="readings/s of the paced phase")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of the paced phase")
+    p.add_argument(
+        "--duration",
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="seconds of the paced phase (300: the JO figure)",
+    )
     p.add_argument("--scale", default="1,2,4", help="bridges (and workers) of the scale-out phase")
     p.add_argument("--scale-readings", type=int, default=30_000)
     args = p.parse_args(argv)

@@ -6,8 +6,9 @@ bridge port (`mqtt.bridge_port`), where only bridge logins exist, so no device c
 client id and session (deploy/mosquitto/mosquitto.conf.in).
 
 Nothing is acknowledged on receipt (`manual_ack=True`): the bridge calls `ack` once Kafka has
-confirmed the batch, so a crash leaves the messages unacknowledged in the broker's session
-(fixed client id, `clean_start=False`, a session expiry) and they are delivered again.
+confirmed a message's record (in order of receipt), so a crash leaves the messages not confirmed
+yet unacknowledged in the broker's session (fixed client id, `clean_start=False`, a session
+expiry) and they are delivered again.
 `ReceiveMaximum` lifts the broker's default cap of 20 unacknowledged messages in flight.
 """
 
