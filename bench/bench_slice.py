@@ -445,10 +445,12 @@ def phase_bridge(run: Run) -> None:
         Publishers(run.settings_file, run.devices, 2_000, 1, tag="warm").wait()
         _wait_for(lambda: forwarded(stack) >= before + 2_000, 180)
         before = forwarded(stack)
+        cpu = bridge_cpu(stack)
         pubs = Publishers(run.settings_file, run.devices, n, run.args.publishers, tag="bridge")
         t0 = pubs.started()
         _wait_for(lambda: forwarded(stack) >= before + n, 900)
         seconds = time.time() - t0
+        cpu = bridge_cpu(stack) - cpu
         pubs.wait()
     finally:
         stack.stop()
@@ -459,6 +461,16 @@ def phase_bridge(run: Run) -> None:
         flush=True,
     )
     print(f"  ratio     bridge / bare paho subscriber: {rate / bare:.2f}", flush=True)
+    print(
+        f"  cpu       the bridge process: {cpu / n * 1e6:,.0f} us of CPU per reading "
+        f"(whatever the load: {n / cpu:,.0f} readings per CPU second)",
+        flush=True,
+    )
+
+
+def bridge_cpu(stack: Components) -> float:
+    """CPU seconds the bridge processes used so far (their `process_cpu_seconds_total`)."""
+    return metrics.total(stack.scrape("bridge"), "process_cpu_seconds_total")
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
