@@ -13,7 +13,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 .PHONY: help venv demo test lint typecheck stack-up stack-down stack-status browser bench
 
 help:
-	@echo "make demo   - run the embedded platform (in-memory bus + SQLite) and serve the API on localhost"
+	@echo "make demo   - the control tower: a stadium scenario at 8x with cameras, in one process (map on localhost)"
 	@echo "make test   - start the real stack (Kafka, Mosquitto, PostgreSQL) and run the whole suite"
 	@echo "make bench  - run the benchmarks in bench/ against the real stack"
 
