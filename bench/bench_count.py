@@ -2,13 +2,16 @@
 
     python -m bench.bench_count [--data ../shared/data] [--sets mall,mall-sparse,shtech-b,shtech-a]
                                 [--backends auto,density,density-sim,hog,yolo] [--limit N] [--out DIR]
+                                [--density-weights PATH] [--baseline-weights PATH]
 
 Runs `eval-count` (`analytics.vision.evaluation`) on the validation split of each set (never
 trained or tuned on: `analytics.vision.realdata`), all backends in the same run on the same frames,
 and prints MAE, RMSE, frames/s end to end, and each backend's MAE as a multiple of the default's.
 `mall-sparse` is the bottom quarter of the Mall view (rows 360-480), where 3-8 people stand (10th to
 90th percentile of the validation frames; 5.6 on average): the sparse-scene target. Reports go to
-`--out` (default var/bench-count/).
+`--out` (default var/bench-count/). Bench-only backends: `auto-nosmooth` (the default without its
+causal smoothing: what the smoothing brings on a video) and `auto-base` (the default with
+`--baseline-weights`: the previous weights in the same run).
 """
 
 from __future__ import annotations
@@ -34,8 +37,21 @@ SETS: dict[str, tuple[str, Region | None]] = {
 TARGETS = {"mall": 2.0, "mall-sparse": 0.5, "shtech-b": 10.0, "shtech-a": 68.0}
 
 
-def _maker(name: str, sequence: bool) -> FrameCounter:
-    return make_counter(name, device="cpu", sequence=sequence)
+#: bench-only variants of the default: without its causal smoothing, and with other head weights
+EXTRA_BACKENDS = ("auto-nosmooth", "auto-base")
+
+
+def _maker(name: str, sequence: bool, weights: Path | None, base: Path | None) -> FrameCounter:
+    if name == "auto-nosmooth":
+        counter = make_counter("auto", device="cpu", sequence=False, density_weights=weights)
+    elif name == "auto-base":
+        if base is None:
+            raise SystemExit("bench_count: auto-base needs --baseline-weights PATH")
+        counter = make_counter("auto", device="cpu", sequence=sequence, density_weights=base)
+    else:
+        return make_counter(name, device="cpu", sequence=sequence, density_weights=weights)
+    counter.name = name
+    return counter
 
 
 def main(argv: list[str]) -> int:
@@ -49,12 +65,19 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--limit", type=int, help="first N validation frames per set (quick runs)")
     ap.add_argument("--out", type=Path, default=Path("var/bench-count"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--density-weights", type=Path, help="head density weights instead of the shipped ones")
+    ap.add_argument(
+        "--baseline-weights", type=Path, help="head density weights of the `auto-base` backend (same run)"
+    )
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     backends = [b for b in args.backends.split(",") if b]
+    unknown = [b for b in backends if b not in BACKENDS + EXTRA_BACKENDS]
+    if unknown:
+        raise SystemExit(f"bench_count: unknown backend(s) {unknown}")
     if not args.data.is_dir():
         raise SystemExit(f"bench_count: no real data at {args.data} (../shared/data beside the repository)")
     print(
@@ -67,7 +90,10 @@ def main(argv: list[str]) -> int:
         runs: list[BackendRun] = evaluate(
             ds,
             args.split,
-            [functools.partial(_maker, b, ds.is_sequence) for b in backends],
+            [
+                functools.partial(_maker, b, ds.is_sequence, args.density_weights, args.baseline_weights)
+                for b in backends
+            ],
             region=region,
             limit=args.limit,
         )

@@ -10,6 +10,7 @@ of detected people, zone by zone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -68,16 +69,25 @@ class CameraCounter:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     tracker: PersonTracker | None = None
     gates: list[LineCrossingCounter] = field(default_factory=list)
+    #: where the density model puts a person's mass: at the feet, or at the head (then moved down to
+    #: the feet through the view's person scale before the cells are placed on the ground)
+    density_anchor: Literal["feet", "head"] = "feet"
 
     @classmethod
     def for_view(
-        cls, view: CountingView, *, fusion: FusionConfig | None = None, track: bool = True
+        cls,
+        view: CountingView,
+        *,
+        fusion: FusionConfig | None = None,
+        track: bool = True,
+        density_anchor: Literal["feet", "head"] = "feet",
     ) -> CameraCounter:
         return cls(
             view=view,
             fusion=fusion or FusionConfig(),
             tracker=PersonTracker() if track and view.gates else None,
             gates=[LineCrossingCounter(g) for g in view.gates],
+            density_anchor=density_anchor,
         )
 
     def detection_density(self, detections: Detections) -> float:
@@ -129,6 +139,8 @@ class CameraCounter:
         score_sum = {z.id: float(sums[i]) for i, z in enumerate(view.zones)}
         dens_counts: dict[str, float] | None = None
         if density_map is not None:
+            if self.density_anchor == "head" and view.person_scale is not None:
+                density_map = view.person_scale.heads_to_feet(density_map)
             cells = view.zone_cells(*density_map.shape)
             dens_counts = {z: float(density_map[m].sum()) for z, m in cells.items()}
         zones: dict[str, ZoneObservation] = {}

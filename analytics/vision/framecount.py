@@ -77,6 +77,13 @@ class CountCalibration:
             return float(density.sum())
         return self.gain * float(np.maximum(density - self.floor, 0.0).sum())
 
+    def scale_map(self, density: DensityMap) -> DensityMap:
+        """The map calibrated cell by cell (its sum is `apply`): for counting parts of a frame."""
+        if self.floor <= 0 and self.gain == 1.0:
+            return density
+        out: DensityMap = (self.gain * np.maximum(density - self.floor, 0.0)).astype(np.float32)
+        return out
+
     @classmethod
     def of_weights(cls, path: Path) -> CountCalibration:
         from analytics.vision.density.model import density_meta

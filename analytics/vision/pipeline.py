@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from analytics.vision.counting import CameraCounter, CameraObservation
 from analytics.vision.density.model import DensityEstimator, DensityMap
 from analytics.vision.detectors.base import PersonDetector
+from analytics.vision.framecount import CountCalibration
 from analytics.vision.publish import ZoneStatePublisher
 from analytics.vision.zone_state import ZoneAggregator
 from beffroi.records import ZoneState
@@ -41,6 +42,8 @@ class VisionPipeline:
     counters: Mapping[str, CameraCounter]
     aggregator: ZoneAggregator
     density: DensityEstimator | None = None
+    #: count calibration of the density model (`CountCalibration`, from its weights), applied per cell
+    calibration: CountCalibration = field(default_factory=CountCalibration)
     stats: PipelineStats = field(default_factory=PipelineStats)
 
     def observe(self, batch: Sequence[FrameSample]) -> list[tuple[FrameSample, CameraObservation]]:
@@ -63,7 +66,7 @@ class VisionPipeline:
                     from_rows=[self.counters[known[i].camera_id].density_from_row for i in dense],
                 )
                 for i, m in zip(dense, maps_dense, strict=True):
-                    maps[i] = m
+                    maps[i] = self.calibration.scale_map(m)
                 self.stats.density_frames += len(dense)
         out = []
         for i, (s, d) in enumerate(zip(known, detections, strict=True)):

@@ -39,15 +39,33 @@ class PersonScale:
         h: FloatArray = np.maximum(np.polyval(np.asarray(self.coef), np.asarray(rows, np.float64)), 1.0)
         return h
 
+    def feet_rows(self, head_rows: npt.ArrayLike) -> FloatArray:
+        """The row of the feet of a person whose head is at `head_rows` (about 0.9 height lower)."""
+        head = np.asarray(head_rows, np.float64)
+        feet = head.copy()
+        for _ in range(30):  # feet row v_f with v_f - 0.9 h(v_f) = head row, by fixed point
+            feet = head + 0.9 * self.height_px(feet)
+        return feet
+
     def head_sigmas(self, heads: FloatArray) -> FloatArray:
         """Kernel widths (px) for head points: the person under a head stands about 0.9 height lower."""
         if len(heads) == 0:
             return np.zeros(0)
-        feet = heads[:, 1].astype(np.float64)
-        for _ in range(4):  # feet row v_f with v_f - 0.9 h(v_f) = head row, by fixed point
-            feet = heads[:, 1] + 0.9 * self.height_px(feet)
-        sig: FloatArray = np.clip(HEAD_SIGMA_SHARE * self.height_px(feet), 1.5, 24.0)
+        sig: FloatArray = np.clip(HEAD_SIGMA_SHARE * self.height_px(self.feet_rows(heads[:, 1])), 1.5, 24.0)
         return sig
+
+    def heads_to_feet(self, density: npt.NDArray[np.float32], *, stride: int = 8) -> npt.NDArray[np.float32]:
+        """A head-anchored density map (`stride`-pixel cells) with each row's mass moved down to the
+        row of the feet under those heads, so that its cells land on the ground through the camera's
+        homography as a feet-anchored map does. Mass whose feet fall below the frame is dropped (those
+        people stand outside the image, as their boxes' feet would)."""
+        gh = density.shape[0]
+        feet = self.feet_rows((np.arange(gh) + 0.5) * stride)
+        dest = np.floor(feet / stride).astype(int)
+        out = np.zeros_like(density)
+        keep = dest < gh
+        np.add.at(out, dest[keep], density[keep])
+        return out
 
     def detector_upscale(
         self, rows: Sequence[float], *, window_px: float = 110.0, most: float = 3.0

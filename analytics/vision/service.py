@@ -17,9 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.vision.counting import CameraCounter, FusionConfig
-from analytics.vision.density.model import DensityEstimator
+from analytics.vision.density.model import DensityEstimator, density_meta
 from analytics.vision.detectors.plugins.yolo import YoloConfig
 from analytics.vision.detectors.registry import DetectorConfig, create_detector
+from analytics.vision.framecount import CountCalibration
 from analytics.vision.los import STANDING_KINDS
 from analytics.vision.pipeline import PipelineStats, VisionPipeline, run_pipeline
 from analytics.vision.publish import ZoneStatePublisher
@@ -119,10 +120,13 @@ def gate_infos(venue: Venue) -> dict[SiteKey, GateInfo]:
 class _Counters(dict[str, CameraCounter]):
     """Counters built on demand from the venue, at the resolution of each camera's first frame."""
 
-    def __init__(self, venue: Venue, settings: VisionSettings) -> None:
+    def __init__(
+        self, venue: Venue, settings: VisionSettings, *, density_anchor: Literal["feet", "head"] = "feet"
+    ) -> None:
         super().__init__()
         self.venue = venue
         self.settings = settings
+        self.density_anchor: Literal["feet", "head"] = density_anchor
         f = settings.fusion
         self.fusion = FusionConfig(
             detect_below=f.detect_below, density_above=f.density_above, min_score=f.min_score
@@ -137,7 +141,9 @@ class _Counters(dict[str, CameraCounter]):
             width=sample.image.shape[1],
             min_person_px=self.settings.min_person_px,
         )
-        self[sample.camera_id] = CameraCounter.for_view(view, fusion=self.fusion, track=self.settings.track)
+        self[sample.camera_id] = CameraCounter.for_view(
+            view, fusion=self.fusion, track=self.settings.track, density_anchor=self.density_anchor
+        )
         log.info(
             "camera %s: %d zones in view, counting below row %.0f",
             view.camera_id,
@@ -155,14 +161,24 @@ def build_pipeline(venue: Venue, settings: VisionSettings) -> tuple[VisionPipeli
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    counters = _Counters(venue, settings)
-    density = DensityEstimator(settings.density_weights) if settings.density_weights is not None else None
+    density: DensityEstimator | None = None
+    anchor: Literal["feet", "head"] = "feet"
+    calibration = CountCalibration()
+    if settings.density_weights is not None:
+        density = DensityEstimator(settings.density_weights)
+        anchor = "head" if density_meta(settings.density_weights).get("anchor") == "head" else "feet"
+        calibration = CountCalibration.of_weights(settings.density_weights)
+    counters = _Counters(venue, settings, density_anchor=anchor)
     skew = settings.max_skew_s if settings.max_skew_s is not None else (600.0 if _replay(settings) else 5.0)
     aggregator = ZoneAggregator(
         zones=zone_infos(venue), gates=gate_infos(venue), window_s=settings.window_s, max_skew_s=skew
     )
     pipeline = VisionPipeline(
-        detector=create_detector(settings.detector), counters=counters, aggregator=aggregator, density=density
+        detector=create_detector(settings.detector),
+        counters=counters,
+        aggregator=aggregator,
+        density=density,
+        calibration=calibration,
     )
     return pipeline, counters
 

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.vision.homography import GroundHomography
+from analytics.vision.scale import PersonScale
 from beffroi.events import LatLon
 from beffroi.geometry import FloatArray, PinholeCamera, overlap_area, points_in_polygon
 from beffroi.sites import ViewGate, ViewZone, placed_camera, site_frame, site_gates, site_zones
@@ -68,6 +69,8 @@ class CountingView:
     #: band along the sides and bottom left out of the counting region (fraction of the image size):
     #: people cut by the image border have boxes whose bottom is not at their feet
     edge_margin: float = 0.03
+    #: expected person height per image row (from the calibrated pose); None when unknown
+    person_scale: PersonScale | None = None
 
     @classmethod
     def from_camera(
@@ -92,6 +95,10 @@ class CountingView:
             top = max(top, reliable_top_row(camera, min_person_px=min_person_px))
         if max_range_m is not None:
             top = max(top, range_top_row(camera, max_range_m=max_range_m))
+        try:
+            scale: PersonScale | None = PersonScale.from_camera(camera)
+        except ValueError:
+            scale = None
         return cls(
             camera_id=camera_id,
             width=camera.width,
@@ -101,6 +108,7 @@ class CountingView:
             gates=list(gates),
             top_row=top,
             site_id=site_id,
+            person_scale=scale,
         )
 
     @property

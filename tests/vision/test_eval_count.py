@@ -316,3 +316,53 @@ def test_the_shipped_default_holds_on_a_few_real_validation_frames():
     got = run_backend(ds, ds.split("val")[::25], make_counter("auto", sequence=False))
     assert got.metrics.frames == 8
     assert got.metrics.mae <= MALL_REGRESSION_MAE
+
+
+def test_training_frames_are_blacked_out_of_the_counting_region_as_eval_count_sees_them(tmp_path):
+    root = _write_dataset(tmp_path / "ds", [3, 3, 3, 3], [3, 3, 3, 3])
+    roi = np.zeros((96, 128), np.uint8)
+    roi[:, :64] = 255  # the left half counts (heads annotated there only)
+    cv2.imwrite(str(root / "roi_mask.png"), roi)
+    (frames, _), (sample,) = _squares(3), real_samples(root, "train")[:1]
+    assert frames[:, 64:].any()  # the frame shows white squares on the right...
+    assert not sample.image[:, 64:].any()  # ...which training never sees
+    assert (sample.image[:, :64] == frames[:, :64]).all()
+
+
+def test_training_keeps_the_averaged_weights_of_the_best_hold_out_epoch(tmp_path, tiny_dataset):
+    import torch
+
+    from analytics.vision.density.model import load_density
+    from analytics.vision.training.density_mix import holdout_error
+
+    root = _write_dataset(tmp_path / "seq", list(range(2, 14)), list(range(2, 14)))
+    out = tmp_path / "heads.pt"
+    args = ["train-density", "--real", str(root), "--out", str(out), "--epochs", "3"]
+    args += ["--steps-per-epoch", "2", "--batch", "2", "--crop", "64", "--width", "8", "--dilated", "1"]
+    args += ["--threads", "1", "--hold-out-every", "3", "--select-on-hold-out", "4", "--ema", "0.9"]
+    args += ["--local-loss", "1", "--balance"]
+    assert main(args) == 0
+    meta = torch.load(out, weights_only=True)["meta"]
+    ckpt = torch.load(out.with_suffix(".pt.ckpt"), weights_only=False)
+    assert ckpt["epoch"] == 3
+    assert meta["trained_on"] == {"seq": 6}  # train split frames 1-9, less 3, 6 and 9
+    # OUT holds the epoch of the lowest hold-out score, and that score is the best one seen
+    assert meta["holdout_score"] == pytest.approx(ckpt["best"])
+    held = real_samples(root, "train", hold_out_every=3, held_out=True)
+    assert holdout_error(load_density(out), held)["score"] == pytest.approx(ckpt["best"], rel=1e-4)
+    # the averaged weights are not the last optimiser step's
+    last = ckpt["model"]
+    assert any(not torch.equal(v, last[k]) for k, v in ckpt["ema"].items() if v.is_floating_point())
+
+
+def test_a_head_map_lands_on_the_feet_row_of_its_people():
+    from analytics.vision.scale import PersonScale
+
+    scale = PersonScale((0.5, -40.0))  # a person whose feet are at row v is 0.5 v - 40 px tall
+    m = np.zeros((60, 80), np.float32)  # 480 x 640 px
+    m[20, 10] = 1.0  # a head at row 164: feet at v = 164 + 0.9 (0.5 v - 40) = 232.7 -> cell 29
+    m[58, 40] = 2.0  # heads near the bottom: feet below the frame, outside every zone
+    out = scale.heads_to_feet(m)
+    assert scale.feet_rows([164.0])[0] == pytest.approx(232.7, abs=0.1)
+    assert out[29, 10] == pytest.approx(1.0)
+    assert out.sum() == pytest.approx(1.0)

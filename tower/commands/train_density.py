@@ -45,6 +45,8 @@ def _synthesize(args: argparse.Namespace) -> None:
 
 
 def _mix(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from analytics.vision.training.density_mix import (
         MixTraining,
         PointSample,
@@ -55,8 +57,13 @@ def _mix(args: argparse.Namespace) -> int:
     )
 
     samples: list[PointSample] = []
+    holdout: list[PointSample] = []
     for root in args.real if args.epochs > 0 else []:
         samples += real_samples(Path(root), "train", hold_out_every=args.hold_out_every)
+        if args.hold_out_every > 0 and args.select_on_hold_out > 0:
+            kept = real_samples(Path(root), "train", hold_out_every=args.hold_out_every, held_out=True)
+            pick = np.linspace(0, len(kept) - 1, min(args.select_on_hold_out, len(kept))).astype(int)
+            holdout += [kept[int(i)] for i in sorted(set(pick.tolist()))]
     for root in args.frames if args.epochs > 0 else []:
         samples += simulator_samples(Path(root), anchor="head")
     spec = MixTraining(
@@ -73,6 +80,9 @@ def _mix(args: argparse.Namespace) -> int:
         resume=args.resume,
         on_people=args.on_people,
         weights=_weights(args.source_weight),
+        ema=args.ema,
+        local=args.local_loss,
+        balance=args.balance,
     )
     counts = sample_counts(samples)
     if args.epochs > 0:
@@ -85,7 +95,13 @@ def _mix(args: argparse.Namespace) -> int:
     describe = {"trained_on": counts, "real": [str(r) for r in args.real], "frames": list(args.frames)}
     if args.epochs > 0:
         metrics = train_mix(
-            samples, Path(args.out), spec, anchor="head", describe=describe, progress=progress
+            samples,
+            Path(args.out),
+            spec,
+            anchor="head",
+            describe=describe,
+            progress=progress,
+            holdout=holdout,
         )
         print(f"weights written to {args.out} ({metrics})")
     if args.calibrate:
@@ -177,6 +193,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=0.5,
         help="with --real: share of training crops centred on a head (the rest anywhere)",
+    )
+    p.add_argument(
+        "--select-on-hold-out",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --hold-out-every: score each epoch on up to N held-out train frames per set and "
+        "keep the best epoch in OUT (never the validation split)",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="with --real: evaluate and write a moving average of the weights (e.g. 0.998 per batch)",
+    )
+    p.add_argument(
+        "--local-loss",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="with --real: weight of the local-count loss (4x4-cell block sums, relative to the crop)",
+    )
+    p.add_argument(
+        "--balance",
+        action="store_true",
+        help="with --real: weigh each crop's squared error by 1/sqrt(1 + its count)",
     )
     p.add_argument("--resume", action="store_true", help="with --real: continue from OUT.ckpt")
     p.add_argument(

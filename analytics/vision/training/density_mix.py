@@ -66,6 +66,10 @@ class MixTraining:
     init: Path | None = None
     resume: bool = False
     weights: dict[str, float] = field(default_factory=dict)  # source -> sampling weight (default 1)
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights (decay per step)
+    local: float = 0.0  # weight of the local-count loss (block sums of the map, relative to the crop)
+    local_block: int = 4  # cells per side of the local-count blocks
+    balance: bool = False  # weigh each crop's squared error by 1/sqrt(1 + its count) (mean 1 per batch)
 
 
 def real_samples(
@@ -83,7 +87,10 @@ def real_samples(
         if hold_out_every > 0 and (it.index % hold_out_every == 0) != held_out:
             continue
         assert it.path is not None
-        out.append(PointSample(read_image(it.path), it.heads, item_sigmas(ds, it), ds.name))
+        img = read_image(it.path)
+        if ds.roi is not None and ds.roi.shape == img.shape[:2]:
+            img[~ds.roi] = 0  # as `eval-count` sees it: heads are annotated inside the region only
+        out.append(PointSample(img, it.heads, item_sigmas(ds, it), ds.name))
     if not out:
         raise ValueError(f"{root}: no {split} frames")
     return out
@@ -173,6 +180,42 @@ def _checkpoint_path(out: Path) -> Path:
     return out.with_suffix(out.suffix + ".ckpt")
 
 
+def holdout_error(net: DensityNet, holdout: Sequence[PointSample]) -> dict[str, float]:
+    """Whole-frame count error on train-side hold-out frames, as the counter will use the map: one
+    gain (the median true/raw ratio over all frames) times the raw sum; the score is the mean over
+    sources of each source's MAE / mean count (each source weighs the same)."""
+    net.eval()
+    raw: dict[str, list[float]] = {}
+    true: dict[str, list[float]] = {}
+    with torch.inference_mode():
+        for s in holdout:
+            h, w = s.image.shape[:2]
+            x = torch.from_numpy(s.image[: h - h % 8, : w - w % 8].astype(np.float32))
+            pred = float(net(x.permute(2, 0, 1)[None]).clamp(min=0.0).sum()) / DENSITY_SCALE
+            raw.setdefault(s.source, []).append(pred)
+            true.setdefault(s.source, []).append(float(len(s.points)))
+    ratios = np.concatenate([np.array(true[k]) / np.maximum(np.array(raw[k]), 1e-6) for k in raw])
+    gain = float(np.median(ratios))
+    out: dict[str, float] = {"gain": gain}
+    rels = []
+    for k in sorted(raw):
+        t, r = np.array(true[k]), np.array(raw[k])
+        rel = float(np.mean(np.abs(gain * r - t)) / max(float(t.mean()), 1e-6))
+        out[f"rel_{k}"] = rel
+        out[f"raw_ratio_{k}"] = float(r.sum() / max(float(t.sum()), 1e-6))
+        rels.append(rel)
+    out["score"] = float(np.mean(rels))
+    return out
+
+
+def _local_count_error(pred: torch.Tensor, y: torch.Tensor, block: int) -> torch.Tensor:
+    """Per crop: the summed |error| of the map's counts over `block` x `block` cells, relative to the
+    crop's count (plus one person), so that mass on empty floor costs as much as a missed person."""
+    k = max(1, block)
+    diff = torch.nn.functional.avg_pool2d(pred - y, k, stride=k, ceil_mode=True) * (k * k)
+    return diff.abs().sum(dim=(1, 2, 3)) / (y.sum(dim=(1, 2, 3)) + DENSITY_SCALE)
+
+
 def train_mix(
     samples: Sequence[PointSample],
     out: Path,
@@ -181,8 +224,13 @@ def train_mix(
     anchor: Anchor = "head",
     describe: dict[str, Any] | None = None,
     progress: Callable[[int, float, dict[str, float]], None] | None = None,
+    holdout: Sequence[PointSample] = (),
 ) -> dict[str, float]:
-    """Train on `samples` (sources drawn by `spec.weights`), write the weights to `out`."""
+    """Train on `samples` (sources drawn by `spec.weights`), write the weights to `out`.
+
+    With `spec.ema`, the moving average of the weights is what is evaluated and written. With
+    `holdout` (train-side frames left out of `samples`), each epoch is scored on them
+    (`holdout_error`) and `out` keeps the best epoch; without, the last."""
     if not samples:
         raise ValueError("no training samples")
     if spec.threads:
@@ -199,6 +247,9 @@ def train_mix(
         net = load_density(spec.init)
     else:
         net = DensityNet(DensityShape(width=spec.width, dilated=spec.dilated))
+    net.train()
+    ema = DensityNet(net.shape)
+    ema.load_state_dict(net.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=1e-4)
     total_steps = spec.epochs * spec.steps_per_epoch
     warm = max(1, total_steps // 20)
@@ -211,14 +262,17 @@ def train_mix(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     start_epoch = 0
+    best = math.inf
     ckpt = _checkpoint_path(out)
     if spec.resume and ckpt.is_file():
         blob = torch.load(ckpt, map_location="cpu", weights_only=False)
         net.load_state_dict(blob["model"])
+        ema.load_state_dict(blob.get("ema", blob["model"]))
         opt.load_state_dict(blob["opt"])
         sched.load_state_dict(blob["sched"])
         rng.bit_generator.state = blob["rng"]
         start_epoch = int(blob["epoch"])
+        best = float(blob.get("best", math.inf))
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
     started = time.monotonic()
     metrics: dict[str, float] = {}
@@ -247,11 +301,18 @@ def train_mix(
             true_count = y.sum(dim=(1, 2, 3))
             pred_count = pred.sum(dim=(1, 2, 3))
             count_err = (pred_count - true_count).abs() / (true_count + DENSITY_SCALE)
-            loss = torch.nn.functional.mse_loss(pred, y) + count_err.mean()
+            sq = ((pred - y) ** 2).mean(dim=(1, 2, 3))
+            if spec.balance:  # dense crops would otherwise drive the squared error alone
+                w = 1.0 / torch.sqrt(1.0 + true_count / DENSITY_SCALE)
+                sq = sq * (w / w.mean())
+            loss = sq.mean() + count_err.mean()
+            if spec.local > 0:
+                loss = loss + spec.local * _local_count_error(pred, y, spec.local_block).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            _ema_update(ema, net, spec.ema)
             total += float(loss.detach())
             abs_err += float((pred_count - true_count).abs().sum().detach()) / DENSITY_SCALE
             people += float(true_count.sum()) / DENSITY_SCALE
@@ -262,20 +323,41 @@ def train_mix(
             "train_crop_people": people / (n * spec.batch),
             "minutes": (time.monotonic() - started) / 60.0,
         }
+        kept = ema if spec.ema > 0 else net
+        improved = True
+        if holdout:
+            scored = holdout_error(kept, holdout)
+            metrics |= {f"holdout_{k}": v for k, v in scored.items()}
+            improved = scored["score"] < best
+            best = min(best, scored["score"])
         torch.save(
             {
                 "model": net.state_dict(),
+                "ema": ema.state_dict(),
                 "opt": opt.state_dict(),
                 "sched": sched.state_dict(),
                 "rng": rng.bit_generator.state,
                 "epoch": epoch + 1,
+                "best": best,
             },
             ckpt,
         )
-        save_density(net, out, meta=meta | {"epochs_done": epoch + 1, **metrics})
+        if improved:
+            save_density(kept, out, meta=meta | {"epochs_done": epoch + 1, **metrics})
         if progress is not None:
-            progress(epoch + 1, total / n, metrics)
+            progress(epoch + 1, total / n, metrics | {"kept": float(improved)})
     return metrics
+
+
+def _ema_update(ema: DensityNet, net: DensityNet, decay: float) -> None:
+    """ema <- decay x ema + (1 - decay) x net on float tensors (BN statistics too); counters copied."""
+    with torch.no_grad():
+        src = net.state_dict()
+        for k, v in ema.state_dict().items():
+            if decay > 0 and v.is_floating_point():
+                v.mul_(decay).add_(src[k].detach(), alpha=1.0 - decay)
+            else:
+                v.copy_(src[k])
 
 
 def sample_counts(samples: Sequence[PointSample]) -> dict[str, int]:
