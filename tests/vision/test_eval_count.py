@@ -319,11 +319,11 @@ def test_the_shipped_default_holds_on_a_few_real_validation_frames():
 
 
 def test_training_frames_are_blacked_out_of_the_counting_region_as_eval_count_sees_them(tmp_path):
-    root = _write_dataset(tmp_path / "ds", [3, 3, 3, 3], [3, 3, 3, 3])
+    root = _write_dataset(tmp_path / "ds", [5, 5, 5, 5], [5, 5, 5, 5])
     roi = np.zeros((96, 128), np.uint8)
-    roi[:, :64] = 255  # the left half counts (heads annotated there only)
+    roi[:, :64] = 255  # the left half counts
     cv2.imwrite(str(root / "roi_mask.png"), roi)
-    (frames, _), (sample,) = _squares(3), real_samples(root, "train")[:1]
+    (frames, _), (sample,) = _squares(5), real_samples(root, "train")[:1]
     assert frames[:, 64:].any()  # the frame shows white squares on the right...
     assert not sample.image[:, 64:].any()  # ...which training never sees
     assert (sample.image[:, :64] == frames[:, :64]).all()
