@@ -319,7 +319,8 @@ class Bridge:
         return True
 
     def _on_delivery(self, delivery: Delivery) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # a produce batch settles its records together: wake once
+            self._wake.set()
 
     def _ack_confirmed(self, in_flight: deque[_Batch]) -> bool:
         """Acknowledge the messages whose records are confirmed, in order, up to the first one that
