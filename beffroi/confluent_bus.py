@@ -77,6 +77,7 @@ class ConfluentBus(Bus):
         }
         self._client_id = client_id
         self._request_timeout_s = request_timeout_ms / 1000
+        self._close_timeout_s = min(self._request_timeout_s, 5.0)
         self._max_block_s = max_block_ms / 1000
         self._producer_config: dict[str, Any] = {
             **self._common,
@@ -90,7 +91,6 @@ class ConfluentBus(Bus):
             "topic.metadata.propagation.max.ms": max_block_ms,
             "request.timeout.ms": request_timeout_ms,
             "message.timeout.ms": delivery_timeout_ms,
-            "error_cb": self._on_error,
         }
         self._consumer_config: dict[str, Any] = {
             **self._common,
@@ -103,7 +103,6 @@ class ConfluentBus(Bus):
         }
         self._lock = threading.Lock()
         self._producer: Producer | None = None
-        self._fatal: Producer | None = None
         self._failures: dict[int, list[tuple[str, KafkaError]]] = {}
         self._sent: dict[int, set[str]] = {}
         self._subscriptions: list[ConfluentSubscription] = []
@@ -173,8 +172,9 @@ class ConfluentBus(Bus):
             if error is None:
                 delivery.settle()
                 return
-            with self._lock:
-                self._failures.setdefault(thread, []).append((topic, error))
+            # no lock in librdkafka's callbacks: one may run with the client's exception pending
+            # (after a fatal error), and a lock taken then is never released (these calls are atomic)
+            self._failures.setdefault(thread, []).append((topic, error))
             permanent = _refuses_record(error)
             delivery.settle(BusError(f"topic {topic!r}: not stored: {error.str()}", permanent=permanent))
 
@@ -186,8 +186,9 @@ class ConfluentBus(Bus):
             except BufferError:  # the local queue is full: serve delivery reports, wait for room
                 if time.monotonic() > deadline:
                     raise BusError(f"topic {topic!r}: send failed: the producer queue stayed full") from None
-                producer.poll(0.05)
+                self._serve(producer, 0.05, f"topic {topic!r}: send failed")
             except KafkaException as exc:
+                self._drop_if_fatal(producer, exc)
                 raise BusError(
                     f"topic {topic!r}: send failed: {exc.args[0]!r}", permanent=_refuses_record(exc.args[0])
                 ) from exc
@@ -201,14 +202,22 @@ class ConfluentBus(Bus):
             producer = self._producer
             topics = sorted(self._sent.pop(thread, ()))
         if producer is not None:
-            remaining = producer.flush(-1 if timeout is None else timeout)
+            try:
+                remaining = producer.flush(-1 if timeout is None else timeout)
+            except (KafkaException, SystemError) as exc:  # fatal: the producer is closed, its records purged
+                self._drop_if_fatal(producer, exc)
+                self._failures.pop(thread, None)
+                raise BusError(f"topics {topics}: not stored: {_kafka_error(exc)!r}") from exc
+            with self._lock:
+                dropped = not self._closed and self._producer is not producer
+            if dropped:  # a fatal error closed it meanwhile (seen by the report thread)
+                self._failures.pop(thread, None)
+                raise BusError(f"topics {topics}: not stored: the producer hit a fatal error")
             if remaining:
                 raise BusError(
                     f"topics {topics}: flush failed after {timeout}s: {remaining} records unconfirmed"
                 )
-        self._replace_if_fatal()
-        with self._lock:
-            failed = self._failures.pop(thread, [])
+        failed = self._failures.pop(thread, [])
         if failed:
             names = sorted({t for t, _ in failed})
             raise BusError(
@@ -237,21 +246,32 @@ class ConfluentBus(Bus):
             producer = self._producer
             if producer is None:
                 time.sleep(_REPORT_POLL_S)
-            else:
-                producer.poll(_REPORT_POLL_S)
+                continue
+            try:
+                self._serve(producer, _REPORT_POLL_S, "serving delivery reports")
+            except BusError as exc:
+                log.warning("kafka producer: %s", exc)
 
-    def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            log.warning("kafka producer hit a fatal error (%s); a new one takes over", error.str())
-            with self._lock:
-                self._fatal = self._producer
+    def _serve(self, producer: Producer, timeout_s: float, what: str) -> None:
+        """Serve delivery reports; a fatal error raised meanwhile closes the producer."""
+        try:
+            producer.poll(timeout_s)
+        except (KafkaException, SystemError) as exc:
+            self._drop_if_fatal(producer, exc)
+            raise BusError(f"{what}: {_kafka_error(exc)!r}") from exc
 
-    def _replace_if_fatal(self) -> None:
-        """Drop a producer that a fatal error left unusable; its records were reported failed."""
+    def _drop_if_fatal(self, producer: Producer, exc: BaseException) -> None:
+        """Close a producer that a fatal error left unusable (e.g. refused a producer id: a login
+        without write rights); the next send starts a new one. Its records are not stored."""
+        error = _kafka_error(exc)
+        if error is None or not error.fatal():
+            return
+        log.warning("kafka producer hit a fatal error (%s); a new one takes over", error.str())
         with self._lock:
-            fatal, self._fatal = self._fatal, None
-            if fatal is not None and self._producer is fatal:
-                self._producer = None
+            if self._producer is not producer:
+                return
+            self._producer = None
+        _dispose(producer, self._close_timeout_s)
 
     # -- consuming --------------------------------------------------------------------------------
 
@@ -300,10 +320,14 @@ class ConfluentBus(Bus):
             poller, self._poller = self._poller, None
         for subscription in subscriptions:
             subscription.close()
-        if producer is not None:
-            producer.flush(self._request_timeout_s)
         if poller is not None:
             poller.join()
+        if producer is not None:
+            try:
+                producer.flush(self._close_timeout_s)
+            except (KafkaException, SystemError) as exc:
+                log.warning("kafka producer: flushing before close failed: %s", _kafka_error(exc))
+            _dispose(producer, self._close_timeout_s)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -468,6 +492,42 @@ class ConfluentSubscription(Subscription):
             self._assigned.discard(tp)
             self._positions.pop(tp, None)
         consumer.unassign()
+
+
+def _kafka_error(exc: BaseException | None) -> KafkaError | None:
+    """The KafkaError behind `exc`. A Python callback that librdkafka runs while the client's own
+    exception is pending fails with a SystemError caused by it (delivery reports after a fatal error)."""
+    while exc is not None:
+        if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+            return exc.args[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _dispose(producer: Producer, timeout_s: float) -> None:
+    """Close `producer` without waiting on it more than `timeout_s`. What it still holds is purged
+    (reported as not stored). librdkafka's close can hang after a fatal error: it runs in a daemon
+    thread, which then holds the last reference, so that the destructor cannot hang the caller."""
+    try:
+        producer.purge(in_queue=True, in_flight=True, blocking=False)
+    except (KafkaException, RuntimeError) as exc:
+        log.warning("kafka producer: purging before close failed: %s", exc)
+    holder = [producer]
+    done = threading.Event()
+
+    def close() -> None:
+        try:
+            holder[0].close()
+        except (KafkaException, RuntimeError, SystemError) as exc:
+            log.warning("kafka producer: close failed: %s", _kafka_error(exc) or exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=close, name="kafka-producer-close", daemon=True).start()
+    if done.wait(timeout_s):
+        holder.clear()
+    else:
+        log.warning("kafka producer: not closed after %.1fs; left to a background thread", timeout_s)
 
 
 def _order(tp: TopicPartition) -> tuple[str, int]:
