@@ -7,6 +7,11 @@ the bus and the store: counts, rule states). A step that fails raises `WorkerErr
 retries after `retry_backoff_s`. Every write is idempotent, so a batch processed twice stores and
 raises nothing twice.
 
+A record the store refuses must not wedge the loop (re-read and refused forever): `write_isolating`
+writes a batch, and when the store refuses it while it still answers (a lookup), writes it one item
+at a time; an item refused alone is dead-lettered with the store's reason (stage "worker") and the
+rest is stored. When the store does not answer, the batch fails as before and is read again later.
+
 Hooks for the workers that keep state across batches: `on_subscribe` (the detectors restore a
 snapshot and seek to its positions), `checkpoint` (the detectors save a snapshot, then commit the
 positions it covers, when one is due), `idle` (after an empty poll: the same, when due),
@@ -15,6 +20,7 @@ positions it covers, when one is due), `idle` (after an empty poll: the same, wh
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -34,6 +40,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 B = TypeVar("B")
+Item = TypeVar("Item")
+
+_PROBE_ALERT_ID = "00000000-0000-0000-0000-000000000000"
 
 
 class WorkerError(RuntimeError):
@@ -194,6 +203,82 @@ class ConsumerLoop(ABC, Generic[B]):
             return fn()
         except (StoreError, BusError) as exc:
             raise WorkerError(step, exc) from exc
+
+    def store_answers(self) -> bool:
+        """Whether the store answers at all (a lookup): a write it refuses then refused the data."""
+        try:
+            self.store.get_alert(_PROBE_ALERT_ID)
+        except Exception as exc:
+            log.warning("%s: the store does not answer: %s", type(self).__name__, exc)
+            return False
+        return True
+
+    def write_isolating(
+        self,
+        items: Sequence[Item],
+        write: Callable[[Sequence[Item]], int],
+        refused: Callable[[Item, StoreError], None],
+    ) -> int:
+        """`write(items)`; if the store refuses them while it answers, each item alone, then each one
+        refused alone once more, and `refused(item, error)` for each one still refused while others
+        were stored (what `write` returned, summed). Raises the store's error when it does not answer
+        or stores none of them (not the data's fault): the batch is read again later."""
+        if not items:
+            return 0
+        try:
+            return write(items)
+        except StoreError as exc:
+            if not self.store_answers():
+                raise
+            error = exc
+        stored, stored_any = 0, False
+        failed: list[Item] = []
+        for item in items:
+            try:
+                stored += write([item])
+                stored_any = True
+            except StoreError:
+                failed.append(item)
+        if not stored_any:
+            raise error
+        for item in failed:  # once more: a transient failure passes now
+            try:
+                stored += write([item])
+            except StoreError as exc:
+                if not self.store_answers():
+                    raise
+                refused(item, exc)
+        return stored
+
+    def refused_dead_letter(self, record: Record, exc: StoreError) -> DeadLetter:
+        """The dead letter of a record whose content the store refused (stage "worker")."""
+        return self._worker_dead_letter(record, BadRecord(f"the store refused it: {exc}"))
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
+        """Store `letters`; one the store refuses is stored again as a minimal letter (its reason and
+        the size and SHA-256 of its payload); if even that is refused, it is logged and counted (the
+        record stays on the bus)."""
+
+        def minimal(letter: DeadLetter, exc: StoreError) -> None:
+            digest = hashlib.sha256(letter.payload).hexdigest()
+            small = letter.model_copy(
+                update={
+                    "detail": escape_unprintable(
+                        f"{letter.detail}; the store refused it ({exc}): payload of "
+                        f"{len(letter.payload)} bytes, sha256 {digest}",
+                        500,
+                    ),
+                    "payload": b"",
+                }
+            )
+            try:
+                self.store.write_dead_letters([small])
+            except StoreError as again:
+                self.stats.bad_records += 1
+                name, letter_id = type(self).__name__, letter.dead_letter_id
+                log.error("%s: dead letter %s not stored: %s", name, letter_id, again)
+
+        return self.write_isolating(letters, self.store.write_dead_letters, minimal)
 
     def _count_new_alerts(self, alerts: Sequence[Alert]) -> int:
         new = self.store.write_alerts(alerts) if alerts else 0

@@ -30,7 +30,7 @@ from analytics.settings import AnalyticsPlatformSettings
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter
 from beffroi.records import ZoneState, decode_zone_state
-from beffroi.store import Store
+from beffroi.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class CrowdStats(LoopStats):
 class CrowdBatch:
     records: list[Record]
     states: list[ZoneState] = field(default_factory=list)
+    state_records: list[Record] = field(default_factory=list)  # each state's record
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     rule_states: list[Any] = field(default_factory=list)  # each rule's state after the batch
@@ -116,8 +117,8 @@ class CrowdWorker(ConsumerLoop[CrowdBatch]):
 
     def process(self, records: list[Record]) -> CrowdBatch:
         batch = self.decode(records)
-        self._step("store dead letters", lambda: self.store.write_dead_letters(batch.dead_letters))
-        self._step("store zone states", lambda: self.store.write_zone_states(batch.states))
+        self._step("store zone states", lambda: self._store_states(batch))
+        self._step("store dead letters", lambda: self.write_dead_letters(batch.dead_letters))
         new_states, raised = self.evaluate(batch.states)
         batch.alerts = self._step("resume episodes", lambda: self._resume(raised))
         self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
@@ -140,9 +141,27 @@ class CrowdWorker(ConsumerLoop[CrowdBatch]):
         for record in records:
             try:
                 batch.states.append(decode_zone_state(record))
+                batch.state_records.append(record)
             except Exception as exc:  # whatever a record holds, it never stops the worker
                 batch.dead_letters.append(self._worker_dead_letter(record, exc))
         return batch
+
+    def _store_states(self, batch: CrowdBatch) -> None:
+        """Store the batch's zone states; one the store refuses alone becomes a dead letter and
+        leaves the batch (the rules never see it)."""
+        refused: set[int] = set()
+        records = {id(s): rec for s, rec in zip(batch.states, batch.state_records, strict=True)}
+
+        def refuse(state: ZoneState, exc: StoreError) -> None:
+            refused.add(id(state))
+            batch.dead_letters.append(self.refused_dead_letter(records[id(state)], exc))
+
+        self.write_isolating(batch.states, self.store.write_zone_states, refuse)
+        if refused:
+            kept = [(s, rec) for s, rec in zip(batch.states, batch.state_records, strict=True)]
+            kept = [(s, rec) for s, rec in kept if id(s) not in refused]
+            batch.states = [s for s, _ in kept]
+            batch.state_records = [rec for _, rec in kept]
 
     def evaluate(self, states: Sequence[ZoneState]) -> tuple[list[Any], list[Alert]]:
         """Every rule stepped from its current state (left as it is): (new states, alerts)."""

@@ -4,7 +4,8 @@ Per batch, in a consumer group: decode, `store.write_readings` and `write_dead_l
 the rules, `store.write_alerts`, publish the alerts, `bus.flush()`, and only THEN `commit()` the
 offsets. Every write is idempotent and alert ids derive from message ids, so a batch processed
 twice after a crash stores and raises nothing twice. A record that does not decode is kept as a
-dead letter (stage "worker"); it never stops the worker. Errors name the failing step.
+dead letter (stage "worker"), and so is a reading the store refuses while it stores the others
+(`ConsumerLoop.write_isolating`); neither stops the worker. Errors name the failing step.
 
 The loop itself (poll, process, commit, re-subscribe after a failure) is `analytics.consumer.
 ConsumerLoop`, which the crowd worker and the detector worker run as well.
@@ -27,7 +28,7 @@ from beffroi import metrics
 from beffroi.bus import Bus, Record
 from beffroi.events import Alert, DeadLetter, Reading
 from beffroi.records import decode_dead_letter, decode_reading
-from beffroi.store import Store
+from beffroi.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Batch:
 
     records: list[Record]
     readings: list[Reading] = field(default_factory=list)
+    reading_records: list[Record] = field(default_factory=list)  # each reading's record
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
@@ -105,8 +107,8 @@ class Worker(ConsumerLoop[Batch]):
 
     def process(self, records: list[Record]) -> Batch:
         batch = self.decode(records)
-        self._step("store readings", lambda: self._count_new_readings(batch.readings))
-        self._step("store dead letters", lambda: self.store.write_dead_letters(batch.dead_letters))
+        self._step("store readings", lambda: self._store_readings(batch))
+        self._step("store dead letters", lambda: self.write_dead_letters(batch.dead_letters))
         batch.alerts = self._step("evaluate rules", lambda: self.evaluate(batch.readings))
         self._step("store alerts", lambda: self._count_new_alerts(batch.alerts))
         self._step("publish alerts", lambda: self._publish(batch.alerts))
@@ -127,6 +129,7 @@ class Worker(ConsumerLoop[Batch]):
                     batch.dead_letters.append(decode_dead_letter(record))
                 else:
                     batch.readings.append(decode_reading(record))
+                    batch.reading_records.append(record)
             except Exception as exc:  # whatever a record holds, it never stops the worker
                 batch.dead_letters.append(self._worker_dead_letter(record, exc))
         return batch
@@ -139,6 +142,23 @@ class Worker(ConsumerLoop[Batch]):
             except Exception as exc:
                 raise WorkerError(f"rule {rule.name}", exc) from exc
         return alerts
+
+    def _store_readings(self, batch: Batch) -> None:
+        """Store the batch's readings; one the store refuses alone becomes a dead letter and leaves
+        the batch (its rules never see it)."""
+        refused: set[int] = set()
+        records = {id(r): rec for r, rec in zip(batch.readings, batch.reading_records, strict=True)}
+
+        def refuse(reading: Reading, exc: StoreError) -> None:
+            refused.add(id(reading))
+            batch.dead_letters.append(self.refused_dead_letter(records[id(reading)], exc))
+
+        self.write_isolating(batch.readings, self._count_new_readings, refuse)
+        if refused:
+            kept = [(r, rec) for r, rec in zip(batch.readings, batch.reading_records, strict=True)]
+            kept = [(r, rec) for r, rec in kept if id(r) not in refused]
+            batch.readings = [r for r, _ in kept]
+            batch.reading_records = [rec for _, rec in kept]
 
     def _count_new_readings(self, readings: Sequence[Reading]) -> int:
         new = self.store.write_readings(readings) if readings else 0

@@ -8,6 +8,8 @@
   keep a 1 KiB prefix plus size and SHA-256, fit on Kafka, and nothing behind them waits.
 - A reading Kafka itself refuses (over the topic's max.message.bytes) is dead-lettered and the rest
   of its batch is stored.
+- A reading PostgreSQL refuses is dead-lettered by the worker (with the store's reason), which stores
+  the rest and never fails a batch for it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import timedelta
 
 import pytest
 
+from analytics.worker import Worker
 from beffroi.bus_factory import make_bus
 from beffroi.clock import utcnow
 from beffroi.devices import DeviceKind
@@ -218,3 +221,57 @@ def test_a_reading_kafka_refuses_is_dead_lettered_and_its_batch_is_stored(stack_
     [letter] = letters
     assert letter.value == poison[: settings.ingest.deadletter_prefix_bytes]
     assert hashlib.sha256(poison).hexdigest().encode() in (letter.header("detail") or b"")
+
+
+def test_a_reading_the_store_refuses_is_dead_lettered_and_the_worker_moves_on(stack_settings, tmp_path):
+    """PostgreSQL refuses the readings of one device (a CHECK constraint added to this test's schema):
+    before, the worker failed the whole batch and read it again forever (nothing behind it stored).
+    Now each refused reading is dead-lettered with the store's reason and the rest is stored."""
+    site = unique("refuse-")
+    names = [f"{site}-t{i}" for i in range(5)]
+    bad_device = f"{site}-bad"
+    venue = tiny_venue(dict.fromkeys([*names, bad_device], DeviceKind.TEMPERATURE), site_id=site)
+    settings = isolated(stack_settings, name="refuse")
+    good_n, bad_n = 1_000, 3
+    source = QueueSource()
+    for i in range(good_n):
+        device = names[i % len(names)]
+        source.offer(f"dev/{device}/data", payload(device, {"celsius": 21.5}, tags=[f"n:{i}"]))
+        if i % 300 == 150:
+            source.offer(f"dev/{bad_device}/data", payload(bad_device, {"celsius": 22.0}, tags=[f"n:{i}"]))
+    with make_bus(settings) as bus, make_store(settings) as store:
+        execute_raw(
+            settings,
+            f"ALTER TABLE readings ADD CONSTRAINT refuse_one_device CHECK (device_id <> '{bad_device}')",
+        )
+        config = BridgeConfig.from_settings(settings)
+        config = BridgeConfig(**{**config.__dict__, "quarantine_dir": tmp_path / "quarantine"})
+        bridge = Bridge(source=source, bus=bus, devices=venue.devices, config=config)
+        while source.pending():
+            bridge.run_once(timeout_s=0)
+        worker = Worker.from_settings(settings, bus=bus, store=store)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            store.count_readings(site) < good_n or store.count_dead_letters() < bad_n
+        ):
+            worker.run_once(timeout_s=0.5)  # a WorkerError here is the wedge this test is about
+        worker.close()
+        letters = store.list_dead_letters(limit=100)
+
+    [(rows, distinct)] = execute_raw(
+        settings, "SELECT count(*), count(DISTINCT message_id) FROM readings WHERE site_id = %s", (site,)
+    )
+    counts = {"sent": good_n + bad_n, "stored": rows, "dead_lettered": len(letters)}
+    counts |= {"lost": good_n - distinct, "doubled": rows - distinct}
+    print(f"readings the store refuses: {counts}; {worker.stats.summary()}")
+    assert counts == {
+        "sent": good_n + bad_n,
+        "stored": good_n,
+        "dead_lettered": bad_n,
+        "lost": 0,
+        "doubled": 0,
+    }
+    assert worker.stats.failures == 0
+    assert {(d.stage, d.reason) for d in letters} == {("worker", R.INVALID)}
+    assert all("the store refused it" in d.detail and "refuse_one_device" in d.detail for d in letters)
+    assert [json.loads(d.payload)["device_id"] for d in letters] == [bad_device] * bad_n

@@ -61,14 +61,53 @@ def test_offsets_are_committed_only_after_the_store_write(tmp_path):
         for i in range(10):
             p.publish("pb-1", {"pressed": i % 2})
         p.bridge.run_once(timeout_s=0)
-        store.failures = 1
+        store.failures = 1_000  # the store answers but takes nothing: the batch fails, nothing dead-lettered
         with pytest.raises(WorkerError, match="'store readings'") as err:
             worker.run_once()
         assert err.value.step == "store readings"
+        assert store.count_dead_letters() == 0
+        store.failures = 0
         worker.close()  # what run() does after a failure: the uncommitted records come again
         assert worker.run_once() == 10
         assert store.count_readings() == 10
         assert len(store.list_alerts("site-1")) == 5
+        worker.close()
+        store.close()
+
+
+class RefusingStore(SqliteStore):
+    """Refuses the readings of one device, as a constraint would; a transient failure besides."""
+
+    refused_device = "aq-1"
+    failures = 0
+
+    def write_readings(self, readings):
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("readings: connection reset (injected)")
+        if any(r.device_id == self.refused_device for r in readings):
+            raise StoreError("readings: violates check constraint (injected)")
+        return super().write_readings(readings)
+
+
+def test_a_reading_the_store_refuses_alone_is_dead_lettered_and_the_rest_stored(tmp_path):
+    with pipeline(DEVICES, settings=alert_on_every_reading()) as p:
+        store = RefusingStore(tmp_path / "s.db")
+        store.migrate()
+        worker = Worker(bus=p.bus, store=store, rules=p.worker.rules, config=p.worker.config)
+        for i in range(10):
+            p.publish("pb-1", {"pressed": i % 2})
+            if i in (0, 5):
+                p.publish("aq-1", {"pm25": 10 + i, "co": 1})
+        p.bridge.run_once(timeout_s=0)
+        store.failures = 2  # the batch, then the first reading alone: tried again, not dead-lettered
+        assert worker.run_once() == 12
+        assert store.count_readings() == 10
+        letters = store.list_dead_letters(limit=10)
+        assert len(letters) == 2
+        assert {(d.stage, d.reason) for d in letters} == {("worker", DeadLetterReason.INVALID)}
+        assert all("the store refused it" in d.detail for d in letters)
+        assert worker.stats.failures == 0
         worker.close()
         store.close()
 
