@@ -60,6 +60,7 @@ from tower.testing import (
     ComponentProcess,
     alert_on_every_reading,
     provision_devices,
+    remove_test_logins,
     tiny_venue,
     write_settings,
     write_venue,
@@ -670,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             _drop_schema(settings)
             _drop_topics(settings)
+            remove_test_logins()
     return 0
 
 

@@ -57,6 +57,16 @@ def provision_devices(settings: Settings, device_ids: Iterable[str]) -> None:
         wait_login(settings, last, credentials[last], client_id=f"{last}-provision-check")
 
 
+def deprovision_devices(device_ids: Iterable[str]) -> int:
+    """Remove these devices' MQTT logins from the local broker; returns how many were removed."""
+    from tower.commands.mqtt_provision import deprovision, passwd_path, reload_broker
+
+    removed = deprovision(passwd_path(), device_ids)
+    if removed:
+        reload_broker()
+    return removed
+
+
 class Service(Protocol):
     name: str
 

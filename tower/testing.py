@@ -51,7 +51,8 @@ from ingest.source import Inbound, QueueSource
 from simulators.engine import Simulation
 from simulators.publish import InProcessPublisher, live_objects_payload
 from simulators.scenario_file import load_scenario
-from tower.runtime import provision_devices as provision_devices  # re-exported for tests
+from tower.runtime import deprovision_devices
+from tower.runtime import provision_devices as _provision_devices
 from tower.settings import Settings
 from tower.settings import write_settings as write_settings  # re-exported for tests and benchmarks
 
@@ -391,6 +392,24 @@ def isolated(settings: Settings, *, name: str = "slice") -> Settings:
             "crowd": settings.crowd.model_copy(update={"group": f"{prefix}{name}-crowd"}),
         }
     )
+
+
+_PROVISIONED: set[str] = set()
+
+
+def provision_devices(settings: Settings, device_ids: Iterable[str]) -> None:
+    """Give these devices MQTT logins on the local broker, for this test or benchmark only:
+    `remove_test_logins` (the `stack_settings` fixture's teardown) removes them."""
+    ids = list(device_ids)
+    _PROVISIONED.update(ids)
+    _provision_devices(settings, ids)
+
+
+def remove_test_logins() -> int:
+    """Remove the logins `provision_devices` gave; returns how many were removed."""
+    ids = sorted(_PROVISIONED)
+    _PROVISIONED.clear()
+    return deprovision_devices(ids) if ids else 0
 
 
 class ComponentProcess:

@@ -29,7 +29,8 @@ from beffroi.settings import MqttSettings
 from ingest.mqtt_source import MqttSource, open_session
 from ingest.settings import IngestSettings
 from simulators.publish import MqttPublisher
-from tower.testing import payload, unique
+from tower.commands.mqtt_provision import _try_login, logins, passwd_path
+from tower.testing import payload, provision_devices, remove_test_logins, unique
 
 pytestmark = [pytest.mark.integration]
 
@@ -200,3 +201,18 @@ def connect_and_publish(port: int, device: str, raw: bytes) -> str:
     client.disconnect()
     client.loop_stop()
     return outcome[0] if outcome else "no answer"
+
+
+def test_the_logins_a_test_gives_its_devices_are_removed_after_it(stack_settings):
+    """On the shared broker: `provision_devices` logins are removed by `stack_settings`' teardown
+    (`remove_test_logins`), so the password file keeps no logins of tests and benchmarks (it held
+    about 600, then tens of thousands)."""
+    names = [unique("login-") for _ in range(3)]
+    provision_devices(stack_settings, names)
+    password = device_password(stack_settings.mqtt.device_secret.get_secret_value(), names[0])
+    assert set(names) <= logins(passwd_path())
+    assert _try_login(stack_settings, names[0], password, client_id=unique("login-check-")) == "Success"
+    assert remove_test_logins() == 3  # what the fixture's teardown does
+    assert not set(names) & logins(passwd_path())
+    assert _try_login(stack_settings, names[0], password, client_id=unique("login-check-")) != "Success"
+    assert remove_test_logins() == 0

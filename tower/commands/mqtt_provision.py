@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,11 +123,34 @@ def provision(path: Path, credentials: Mapping[str, str]) -> int:
                 f"mosquitto_passwd did not hash {len(missing)} users, e.g. {sorted(missing)[0]!r}"
             )
         entries.update(hashed)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            out.writelines(f"{user}:{stored}\n" for user, stored in entries.items())
-        os.replace(tmp, path)
+        _write_entries(path, entries)
         return len(todo)
+
+
+def deprovision(path: Path, users: Iterable[str]) -> int:
+    """Remove these users' logins from `path` (others untouched); returns how many were removed."""
+    gone = set(users)
+    if not gone or not path.exists():
+        return 0
+    with _locked(path):
+        entries = _read_entries(path)
+        kept = {u: stored for u, stored in entries.items() if u not in gone}
+        if len(kept) == len(entries):
+            return 0
+        _write_entries(path, kept)
+        return len(entries) - len(kept)
+
+
+def logins(path: Path) -> set[str]:
+    """The user names `path` holds."""
+    return set(_read_entries(path))
+
+
+def _write_entries(path: Path, entries: Mapping[str, str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.writelines(f"{user}:{stored}\n" for user, stored in entries.items())
+    os.replace(tmp, path)
 
 
 def reload_broker() -> int:
