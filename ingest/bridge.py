@@ -357,7 +357,11 @@ class Bridge:
     def _settle(self, in_flight: deque[_Batch]) -> None:
         """Flush, deliver again (as `process` does) each record in flight that the flush did not
         confirm, then acknowledge in order what is confirmed: everything, unless stopped meanwhile.
-        A flush that succeeds confirms every record sent before it but those whose delivery failed."""
+        A flush that succeeds confirms every record sent before it but those whose delivery failed.
+        A record whose delivery is still pending after a failed flush (the broker is away: the
+        producer keeps it and retries) is not sent again: each failed flush of a broker restart
+        added a copy of everything in flight, and the pile took tens of seconds to drain once the
+        broker was back. It settles by its delivery, or is sent again once that fails."""
         try:
             self.bus.flush(timeout=self.config.flush_timeout_s)
             flushed = True
@@ -372,6 +376,8 @@ class Bridge:
                 failed = item.failure is not None or (delivery is not None and delivery.error() is not None)
                 if flushed and not failed:
                     item.delivery = _CONFIRMED
+                elif not failed and delivery is not None and not delivery.done():
+                    continue  # on its way (the producer retries it): sent again, it would pile up
                 else:
                     again.append(item)
         if again and self._deliver(again):
@@ -506,21 +512,28 @@ class Bridge:
     def _isolate(self, items: list[_Item]) -> bool:
         """Send the batch one record at a time, replacing each record the bus will not take (see the
         module docstring). False, with nothing decided, when the bus looks down: two records failed
-        in a row, neither refused for what it is, before any was stored. Once the bus stored one,
+        in a row, neither refused for what it is, before any was stored. When the first record is
+        stored with no failure before it (the bus came back meanwhile), the rest is sent at once and
+        only taken one at a time if that fails. Once the bus stored one,
         a record failing for another reason is tried `RETRIES_ONCE_UP` more times before it is
         replaced (a producer that restarts after a refusal may fail the next record once)."""
         stored_any = False
         suspect: _Item | None = None
-        for item in items:
+        for index, item in enumerate(items):
             if item.record is None:
                 continue
             error = self._send_once_up(item.record) if stored_any else self._send([item.record])
             if error is None:
+                first = not stored_any and suspect is None
                 stored_any = True
                 if suspect is not None and suspect.record is not None:  # the bus works: try it again
                     if (again := self._send_once_up(suspect.record)) is not None:
                         self._replace(suspect, f"the bus would not store it while it stored others: {again}")
                     suspect = None
+                elif first:  # nothing failed alone: the bus may just be back (a broker restart)
+                    rest = [i.record for i in items[index + 1 :] if i.record is not None]
+                    if not rest or self._send(rest) is None:
+                        return True  # the rest at once, not one record per flush
                 continue
             if _refused(error) or stored_any:
                 self._replace(item, f"the bus refused it: {error}")

@@ -88,3 +88,19 @@ def test_bad_input_never_stops_the_bridge():
     assert {r.value for r in letters} == {b"\x00" * 1024, b"[]", b"{}"}
     [big] = [r for r in letters if r.header("reason") == b"oversized"]
     assert hashlib.sha256(b"\x00" * 10_000).hexdigest().encode() in (big.header("detail") or b"")
+
+
+def test_a_bus_back_during_isolation_takes_the_rest_of_the_batch_at_once():
+    """Kafka restarts: the batch failed `isolate_after` times, so the bridge sends it one record at a
+    time; the bus takes the first record. It is back: the rest goes in one flush, not one flush per
+    record (which held a large backlog for minutes once the broker was back)."""
+    n = 200
+    bus = FlakyBus(fail=3)  # the three attempts before isolation
+    source = ListSource([("pb-1", payload("pb-1", {"pressed": i % 2}, tags=[f"n:{i}"])) for i in range(n)])
+    bridge = make_bridge(bus, source)
+    assert bridge.run_once() == n
+    assert bus.calls == ["flush"] * 5  # 3 failed, the first record alone, then the other 199
+    assert len(source.acked) == n
+    assert bridge.stats.accepted == n
+    assert bridge.stats.refused == 0
+    assert len({r.header("message_id") for r in collect(bus, SETTINGS.kafka.topic("readings"))}) == n
