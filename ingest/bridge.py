@@ -496,7 +496,7 @@ class Bridge:
             self.stats.flush_failures += 1
             metrics.FAILURES.labels("bridge", "send").inc()
             isolate = _refused(error) or attempt + 1 >= self.config.isolate_after
-            if isolate and self._isolate(items):
+            if isolate and self._isolate(items, refused=_refused(error)):
                 return True
             delay = self._backoff(attempt)
             attempt += 1
@@ -509,12 +509,13 @@ class Bridge:
             if self._stop.wait(delay):
                 return False
 
-    def _isolate(self, items: list[_Item]) -> bool:
+    def _isolate(self, items: list[_Item], *, refused: bool = False) -> bool:
         """Send the batch one record at a time, replacing each record the bus will not take (see the
         module docstring). False, with nothing decided, when the bus looks down: two records failed
         in a row, neither refused for what it is, before any was stored. When the first record is
-        stored with no failure before it (the bus came back meanwhile), the rest is sent at once and
-        only taken one at a time if that fails. Once the bus stored one,
+        stored with no failure before it and the batch was not `refused` for what a record is (the
+        bus looked down, and came back meanwhile), the rest is sent at once and only taken one at a
+        time if that fails. Once the bus stored one,
         a record failing for another reason is tried `RETRIES_ONCE_UP` more times before it is
         replaced (a producer that restarts after a refusal may fail the next record once)."""
         stored_any = False
@@ -530,7 +531,7 @@ class Bridge:
                     if (again := self._send_once_up(suspect.record)) is not None:
                         self._replace(suspect, f"the bus would not store it while it stored others: {again}")
                     suspect = None
-                elif first:  # nothing failed alone: the bus may just be back (a broker restart)
+                elif first and not refused:  # nothing failed alone: the bus is back (a broker restart)
                     rest = [i.record for i in items[index + 1 :] if i.record is not None]
                     if not rest or self._send(rest) is None:
                         return True  # the rest at once, not one record per flush
