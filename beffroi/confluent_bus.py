@@ -60,14 +60,16 @@ class ConfluentBus(Bus):
         request_timeout_ms: int = 30_000,
         max_block_ms: int = 10_000,
         batch_size: int = 1024 * 1024,
-        session_timeout_ms: int = 10_000,
+        session_timeout_ms: int = 6_000,
         heartbeat_interval_ms: int = 1_000,
         delivery_timeout_ms: int = 120_000,
         security: Mapping[str, str] | None = None,
     ) -> None:
         """`max_block_ms` bounds how long a record for a topic the broker does not know waits
         before it fails, and how long `send` waits for buffer space; the session settings bound
-        how long a crashed member keeps its partitions. `security` holds librdkafka's
+        how long a crashed member keeps its partitions (6 s, the broker's least: after a Kafka
+        restart the group waits that long for the member's earlier self; librdkafka heartbeats from
+        its own native thread, which the GIL does not hold back). `security` holds librdkafka's
         `security.protocol` / `sasl.*` properties."""
         self._common: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
@@ -100,6 +102,10 @@ class ConfluentBus(Bus):
             "session.timeout.ms": session_timeout_ms,
             "heartbeat.interval.ms": heartbeat_interval_ms,
             "fetch.wait.max.ms": 100,
+            # after a broker restart: find the group's coordinator and the partitions' leaders again
+            # within a second or so (defaults: 10 min and 5 min between queries)
+            "coordinator.query.interval.ms": 1_000,
+            "topic.metadata.refresh.interval.ms": 5_000,
         }
         self._lock = threading.Lock()
         self._producer: Producer | None = None
