@@ -45,6 +45,7 @@ from beffroi.events import Alert, DeadLetter, DeadLetterReason, LatLon, Reading,
 from beffroi.memory_bus import MemoryBus
 from beffroi.mqtt_auth import data_topic
 from beffroi.sqlite_store import SqliteStore
+from beffroi.store import Store
 from beffroi.venue import Device, Exit, Site, Venue, Zone
 from ingest.bridge import Bridge, BridgeConfig
 from ingest.source import Inbound, QueueSource
@@ -270,14 +271,17 @@ def collect(
 
 
 class Pipeline:
-    """Bridge and worker over a MemoryBus and a SqliteStore, run synchronously by `drain()`."""
+    """Bridge and worker over a MemoryBus and a store, run synchronously by `drain()`: a SqliteStore
+    at `store_path`, or `store` as given (migrated here, closed with the pipeline; any backend)."""
 
-    def __init__(self, venue: Venue, *, settings: Settings, store_path: Path) -> None:
+    def __init__(
+        self, venue: Venue, *, settings: Settings, store_path: Path, store: Store | None = None
+    ) -> None:
         self.venue = venue
         self.settings = settings
         self.bus = MemoryBus()
         self.bus.ensure_topics(settings.kafka.partitions())
-        self.store = SqliteStore(store_path)
+        self.store: Store = store if store is not None else SqliteStore(store_path)
         self.store.migrate()
         self.source = QueueSource()
         self.bridge = Bridge(

@@ -28,6 +28,8 @@ from tests.fixtures.store import make_alert
 from tower.runtime import DEMO_VENUE
 from tower.settings import Settings
 
+pytestmark = pytest.mark.usefixtures("live_store")  # both stores (PostgreSQL: integration)
+
 OWN, OTHER = "stade-demo", "fan-demo"
 PASSWORD = "correct horse battery staple"
 ROLES: list[Role | None] = [None, *Role]  # None: no token

@@ -17,6 +17,8 @@ from beffroi.identity import Role
 from tests.fixtures.api import add_user, token_for, with_fan_zone
 from tests.fixtures.store import make_alert
 
+pytestmark = pytest.mark.usefixtures("live_store")  # both stores (PostgreSQL: integration)
+
 EXAMPLES_PER_OPERATION = 15
 
 

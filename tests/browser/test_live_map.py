@@ -24,7 +24,8 @@ from tests.fixtures.api import LiveApi, add_user, with_fan_zone
 from tower.runtime import DEMO_VENUE
 from tower.testing import zone_series
 
-pytestmark = pytest.mark.browser
+# both stores (PostgreSQL: integration)
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("live_store")]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
