@@ -72,6 +72,7 @@ def create_app(
                 app.state.store = own_store
             else:
                 app.state.store = store
+            stack.callback(_stop_replays, app)  # before the store closes (callbacks run last first)
             users = identity if identity is not None else app.state.store
             if not isinstance(users, IdentityStore):
                 raise TypeError(f"{type(users).__name__} keeps no users: pass identity=")
@@ -154,6 +155,12 @@ def _announce(app: FastAPI, escalation: Escalation) -> None:
     case = store.get_alert_case(escalation.alert_id) if feed is not None else None
     if feed is not None and case is not None:
         feed.push(escalation.site_id, LiveEvent.of("case", case.model_dump_json(), escalation.alert_id))
+
+
+def _stop_replays(app: FastAPI) -> None:
+    replays = getattr(app.state, "replays", None)  # made by the first POST /replays
+    if replays is not None:
+        replays.close()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -95,6 +95,16 @@ class Replays:
         self._queue: deque[tuple[str, ReplayWindow, Candidate | None]] = deque()
         self._lock = threading.Lock()
         self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Drop the queued replays and wait for the running one (it reads the store, which the
+        app closes next: a replay left running would open it again)."""
+        with self._lock:
+            self._queue.clear()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
 
     def submit(self, body: ReplayRequest) -> ReplayStatus:
         try:
@@ -126,7 +136,8 @@ class Replays:
             self._queue.append((job_id, window, body.settings))
             if not self._busy:
                 self._busy = True
-                threading.Thread(target=self._drain, name="replays", daemon=True).start()
+                self._thread = threading.Thread(target=self._drain, name="replays", daemon=True)
+                self._thread.start()
         return status
 
     def _drain(self) -> None:
