@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +14,7 @@ from api.access import ViewSite
 from api.deps import FeedDep
 from api.feed import LiveEvent, LiveStream
 from api.page_cache import PageCache
+from api.timestamps import Timestamp
 from beffroi.events import Alert, AlertStatus
 from beffroi.store import Store
 
@@ -38,8 +39,8 @@ class AlertQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    since: AwareDatetime | None = Field(default=None, description="raised at or after (ISO 8601 with zone)")
-    until: AwareDatetime | None = Field(default=None, description="raised before (ISO 8601 with zone)")
+    since: Timestamp | None = Field(default=None, description="raised at or after (ISO 8601 with zone)")
+    until: Timestamp | None = Field(default=None, description="raised before (ISO 8601 with zone)")
     status: AlertStatus | None = None
     is_open: bool | None = Field(
         default=None,

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from api.access import Supervisor
 from api.deps import IdentityDep
+from api.timestamps import Timestamp
 from beffroi.identity import SITE_ID_PATTERN, AuditKind, AuditRecord
 
 router = APIRouter(tags=["audit"])
@@ -28,7 +29,7 @@ def list_audit(
     kind: Annotated[AuditKind | None, Query()] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     target: Annotated[str | None, Query(max_length=256)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="at or after (ISO 8601 with zone)")] = None,
+    since: Annotated[Timestamp | None, Query(description="at or after (ISO 8601 with zone)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """Audit records, newest first."""

@@ -14,20 +14,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from pydantic import AwareDatetime
 
 from api.access import SuperviseSite, Supervisor
 from api.audit import audit
 from api.deps import IdentityDep, StoreDep
 from api.routers.alerts import AlertPage
 from api.routers.audit import AuditPage
+from api.timestamps import Timestamp
 from beffroi.identity import SITE_ID_PATTERN, AuditKind
 
 router = APIRouter(tags=["exports"])
 
 Format = Annotated[Literal["csv", "json"], Query(description="csv (a spreadsheet) or json")]
-Since = Annotated[AwareDatetime | None, Query(description="at or after (ISO 8601 with zone)")]
-Until = Annotated[AwareDatetime | None, Query(description="before (ISO 8601 with zone)")]
+Since = Annotated[Timestamp | None, Query(description="at or after (ISO 8601 with zone)")]
+Until = Annotated[Timestamp | None, Query(description="before (ISO 8601 with zone)")]
 Limit = Annotated[int, Query(ge=1, le=100_000)]
 
 ALERT_COLUMNS = (

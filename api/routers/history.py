@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Self
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.access import ViewSite
 from api.deps import StoreDep
+from api.timestamps import Timestamp
 from beffroi.events import Alert, AlertAction, AlertStatus
 from beffroi.records import LevelOfService
 
@@ -28,8 +29,8 @@ MAX_ALERTS = 5_000
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime = Field(alias="from", description="window start (ISO 8601 with zone)")
-    until: AwareDatetime = Field(alias="to", description="window end, excluded (ISO 8601 with zone)")
+    since: Timestamp = Field(alias="from", description="window start (ISO 8601 with zone)")
+    until: Timestamp = Field(alias="to", description="window end, excluded (ISO 8601 with zone)")
 
     @model_validator(mode="after")
     def _a_window(self) -> Self:

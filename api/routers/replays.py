@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.replay import CHANGES, Change, Comparison, ReplayWindow, compare, replay
 from analytics.settings import AnalyticsPlatformSettings, CrowdSettings, DetectorsSettings, WorkerSettings
 from api.access import Supervisor
 from api.auth.tokens import Principal
 from api.deps import SettingsDep, VenueDep
+from api.timestamps import Timestamp
 from beffroi.events import Alert
 from beffroi.settings import PlatformSettings
 from beffroi.store import Store
@@ -42,8 +43,8 @@ class Candidate(BaseModel):
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: AwareDatetime = Field(alias="from")
-    until: AwareDatetime = Field(alias="to")
+    since: Timestamp = Field(alias="from")
+    until: Timestamp = Field(alias="to")
     sites: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]] | None = None
     settings: Candidate | None = None
 
