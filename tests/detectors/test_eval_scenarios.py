@@ -4,22 +4,19 @@ in fault alerts that no fault explains."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from analytics.scoring.metrics import Evaluation, evaluate
-from tower.evaluate import simulate
+from analytics.scoring.metrics import Evaluation
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 # fault alerts no labelled fault explains, over the whole match day (465 streams): 120 before the
 # noise-burst check was limited to smooth kinds, about 70 since
 MAX_FALSE_FAULT_ALERTS = 100
 
 
-@pytest.fixture(scope="module")
-def stadium() -> Evaluation:
-    return evaluate(simulate(SCENARIOS / "stadium.yaml", scale=0.01))
+@pytest.fixture
+def stadium(stadium_evaluation: Evaluation) -> Evaluation:
+    """The whole scenario, simulated once per session (tests/detectors/conftest.py)."""
+    return stadium_evaluation
 
 
 @pytest.mark.slow

@@ -135,10 +135,8 @@ def test_eval_command_on_a_stretch_of_the_stadium_scenario(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_every_incident_type_of_the_stadium_scenario_is_detected_and_faults_stay_faults(tmp_path):
-    from tower.evaluate import simulate
-
-    ev = evaluate(simulate(SCENARIO, scale=0.01))
+def test_every_incident_type_of_the_stadium_scenario_is_detected_and_faults_stay_faults(stadium_evaluation):
+    ev = stadium_evaluation  # the whole scenario at scale 0.01, simulated once (conftest.py)
     assert {o.label.type for o in ev.incidents if o.detected} == {
         "crowd_crush",
         "smoke",
