@@ -91,11 +91,13 @@ class KafkaBus(Bus):
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
         security: Mapping[str, str] | None = None,
+        bootstrap_timeout_ms: int | None = None,
     ) -> None:
         """`max_block_ms` bounds how long `send` waits for a topic's metadata (a missing topic
         fails after it) or for buffer space; the session settings bound how long a crashed
         member keeps its partitions. `security` holds kafka-python's `security_protocol` /
-        `sasl_*` options (`KafkaSettings.kafka_python_security`)."""
+        `sasl_*` options (`KafkaSettings.kafka_python_security`). `bootstrap_timeout_ms` bounds the
+        producer's first contact with the cluster, a refused login included (None: kafka-python's 30 s)."""
         self._common: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "request_timeout_ms": request_timeout_ms,
@@ -115,6 +117,8 @@ class KafkaBus(Bus):
             "allow_auto_create_topics": False,
             "partitioner": _KeyHashCache(),
         }
+        if bootstrap_timeout_ms is not None:
+            self._producer_config["bootstrap_timeout_ms"] = bootstrap_timeout_ms
         self._consumer_config: dict[str, Any] = {
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",

@@ -68,8 +68,10 @@ def as_user(settings: Settings, client: str, user: str | None, password: str | N
 
 def try_send(settings: Settings, topic: str, value: bytes) -> str:
     """'stored', or why the bus refused (short timeouts: a refusal must not look like a wait)."""
+    # kafka-python waits 30 s by default for a first contact, which a refused login never makes
+    bootstrap = {"bootstrap_timeout_ms": 4_000} if settings.kafka.client == "kafka-python" else {}
     try:
-        with kafka_bus_for(settings, max_block_ms=4_000, request_timeout_ms=4_000) as bus:
+        with kafka_bus_for(settings, max_block_ms=4_000, request_timeout_ms=4_000, **bootstrap) as bus:
             bus.send(topic, value, key=b"k")
             bus.flush(timeout=6.0)
     except BusError as exc:
