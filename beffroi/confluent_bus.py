@@ -370,7 +370,12 @@ class ConfluentSubscription(Subscription):
             raise ValueError(f"group {self.group!r}: max_records must be >= 1, got {max_records}")
         self._check_open()
         try:
-            messages = self._consumer.consume(num_messages=max_records, timeout=max(0.0, timeout))
+            # consume() alone waits for a full batch until the timeout: wait for the first record
+            # only, then take what has arrived meanwhile without waiting
+            first = self._consumer.poll(timeout=max(0.0, timeout))
+            messages = [] if first is None else [first]
+            if first is not None and max_records > 1:
+                messages += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise BusError(
                 f"group {self.group!r} on {list(self.topics)}: poll failed: {exc.args[0]!r}"
