@@ -66,9 +66,26 @@ _CONFLICT = {
 
 class ActionRequest(BaseModel):
     """An action on an alert, by the signed-in user. `expected_status`, when given, makes the action
-    apply only if the alert is still in that status (what the operator saw)."""
+    apply only if the alert is still in that status (what the operator saw). A `comment` action
+    needs a comment with text (the document says so, as the validator does); `assign` has its own
+    route."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"action": {"const": "comment"}}, "required": ["action"]},
+                    "then": {
+                        "required": ["comment"],
+                        "properties": {"comment": {"type": "string", "pattern": "\\S"}},
+                    },
+                },
+                {"not": {"properties": {"action": {"const": "assign"}}, "required": ["action"]}},
+            ]
+        },
+    )
 
     action: AlertAction
     operator: OperatorName | None = Field(

@@ -279,3 +279,14 @@ def test_an_assignment_is_pushed_on_the_live_stream(api_client, raised):
     assert site == "stade-demo"
     assert "event: case" in event
     assert '"owner":"alice"' in event
+
+
+def test_the_document_says_what_the_body_validator_refuses(api_client):
+    """A comment action without text, or `assign` on this route, is a 422: the OpenAPI document
+    says so too (schemathesis then generates no such body as valid)."""
+    schema = api_client.get("/openapi.json").json()["components"]["schemas"]["ActionRequest"]
+    [needs_text] = [r for r in schema["allOf"] if "if" in r]
+    assert needs_text["if"]["properties"]["action"] == {"const": "comment"}
+    assert needs_text["then"]["required"] == ["comment"]
+    assert needs_text["then"]["properties"]["comment"]["pattern"] == r"\S"
+    assert {"not": {"properties": {"action": {"const": "assign"}}, "required": ["action"]}} in schema["allOf"]
