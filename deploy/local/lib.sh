@@ -20,6 +20,8 @@ PG_CLUSTER="${BEFFROI_PG_CLUSTER:-beffroi}"
 MQTT_MAX_PACKET_SIZE=$((${BEFFROI_INGEST__MAX_PAYLOAD_BYTES:-8192} + 1024))
 MQTT_AUTOSAVE_ON_CHANGES="${BEFFROI_MQTT_AUTOSAVE_ON_CHANGES:-true}"
 MQTT_AUTOSAVE_INTERVAL="${BEFFROI_MQTT_AUTOSAVE_INTERVAL:-100}"
+# started as root, Mosquitto runs as this unprivileged user (deploy/local/up: mosquitto_home)
+MQTT_RUN_AS="${BEFFROI_MQTT_RUN_AS:-mosquitto}"
 
 log() { printf '[beffroi %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[beffroi] ERROR: %s\n' "$*" >&2; exit 1; }

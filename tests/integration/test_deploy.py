@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
 import queue
+import stat
 import subprocess
 import threading
 import uuid
@@ -167,6 +169,31 @@ def test_status_reports_the_three_services_up(stack_services):
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     for name, port in stack_services.items():
         assert lines[name].split()[1:3] == ["up", f"127.0.0.1:{port}"], result.stdout
+
+
+def _uid_of(pid: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])  # the real uid; effective and saved follow it
+    raise AssertionError(f"no Uid line for pid {pid}")
+
+
+def test_mosquitto_runs_as_its_own_user_and_owns_its_files(stack_services, venue_devices):
+    """Started as root, the deploy runs the broker as an unprivileged user that owns what it writes
+    (sessions, logins re-read on SIGHUP, also after provisioning rewrote them); started as anyone
+    else, as that user."""
+    pid = (STATE / "mosquitto" / "mosquitto.pid").read_text().strip()
+    broker_uid = _uid_of(pid)
+    if os.geteuid() == 0:
+        assert broker_uid != 0
+        expected = os.environ.get("BEFFROI_MQTT_RUN_AS", "mosquitto")
+        assert broker_uid == pwd.getpwnam(expected).pw_uid
+    else:
+        assert broker_uid == os.geteuid()
+    home = (STATE / "mosquitto").resolve()
+    for path in (home, home / "data", home / "passwd", home / "bridge_passwd", home / "acl"):
+        assert path.stat().st_uid == broker_uid, path
+    assert stat.S_IMODE((home / "passwd").stat().st_mode) & 0o077 == 0
 
 
 def _stack_identity(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -147,9 +148,16 @@ def logins(path: Path) -> set[str]:
 
 
 def _write_entries(path: Path, entries: Mapping[str, str]) -> None:
+    """Replace `path` atomically; the new file keeps the old one's owner (the broker's own user, which
+    re-reads it on SIGHUP) and mode."""
     tmp = path.with_name(path.name + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         out.writelines(f"{user}:{stored}\n" for user, stored in entries.items())
+        if path.exists():
+            old = path.stat()
+            if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(out.fileno(), old.st_uid, old.st_gid)
+            os.fchmod(out.fileno(), stat.S_IMODE(old.st_mode))
     os.replace(tmp, path)
 
 
