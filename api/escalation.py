@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,8 +74,15 @@ class Escalator:
         """`run_once` every `check_every_s` (in a thread: the store blocks) until cancelled; a store
         error is logged and the next check tries again."""
         while True:
+            check = asyncio.ensure_future(asyncio.to_thread(self.run_once))
             try:
-                await asyncio.to_thread(self.run_once)
+                await asyncio.shield(check)
+            except asyncio.CancelledError:
+                # cancelling does not stop the thread: let its check end before the caller may close
+                # the store (a late query would open a connection nobody closes)
+                with suppress(Exception):
+                    await check
+                raise
             except StoreError as exc:
                 log.warning("escalation: %s; trying again in %g s", exc, self.settings.check_every_s)
             except Exception:  # a bug must not end escalation for the rest of the run: log, go on
