@@ -128,6 +128,12 @@ class PostgresDialect(SqlDialect[PgConnection]):
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+
+    def __del__(self) -> None:
+        # a store dropped unclosed (a late caller reopened it after close) still closes its connection
+        conn = getattr(self, "_conn", None)
+        if conn is not None and not conn.closed:
+            conn.close()
         self._staging_ready.clear()
 
     def run(self, step: str, action: Callable[[PgConnection], T]) -> T:
