@@ -19,27 +19,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from beffroi.bus_factory import make_bus
 from beffroi.kafka_instance import KafkaInstance
 from ingest.bridge import Bridge, BridgeConfig
-from ingest.source import Inbound, QueueSource
 from tower.settings import load_settings
-from tower.testing import payload, tiny_venue, unique
+from tower.testing import TimedSource, payload, tiny_venue, unique
 
 CLIENTS = ("kafka-python", "confluent-kafka")
-
-
-class TimedSource(QueueSource):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ack_times: list[float] = []
-
-    def ack(self, batch: Sequence[Inbound]) -> None:
-        super().ack(batch)
-        self.ack_times.append(time.monotonic())
 
 
 def measure(kafka: KafkaInstance, client: str, *, down_s: float, rate: int, kill: bool, tmp: Path) -> str:

@@ -551,3 +551,15 @@ def record_scenario(
         alerts=alerts,
         wall_s=time.monotonic() - began,
     )
+
+
+class TimedSource(QueueSource):
+    """A `QueueSource` that notes when each acknowledgement came (recovery tests and benchmarks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ack_times: list[float] = []
+
+    def ack(self, batch: Sequence[Inbound]) -> None:
+        super().ack(batch)
+        self.ack_times.append(time.monotonic())

@@ -25,10 +25,9 @@ from beffroi.devices import DeviceKind
 from beffroi.kafka_instance import KafkaInstance
 from beffroi.store_factory import make_store
 from ingest.bridge import Bridge, BridgeConfig
-from ingest.source import Inbound, QueueSource
 from tests.fixtures.store import execute_raw
 from tower.settings import Settings
-from tower.testing import isolated, payload, tiny_venue, unique
+from tower.testing import TimedSource, isolated, payload, tiny_venue, unique
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,18 +59,6 @@ def _collect_refused_connections() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
-
-
-class TimedSource(QueueSource):
-    """A `QueueSource` that notes when each acknowledgement came."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ack_times: list[float] = []
-
-    def ack(self, batch: Sequence[Inbound]) -> None:
-        super().ack(batch)
-        self.ack_times.append(time.monotonic())
 
 
 def first_after(times: Sequence[float], t: float) -> float | None:
