@@ -399,14 +399,20 @@ def warm_up(run: Run, stack: Components) -> None:
     wait_committed(stack, before + 2_000, timeout=180)
 
 
-def phase_saturation(run: Run) -> None:
-    n = run.args.readings
+def baseline(run: Run, n: int) -> float:
+    """The bare paho subscriber's rate on the same broker, printed; the ratio's denominator."""
     bare, pub = bare_paho(run, n)
     print(
         f"  baseline  bare paho subscriber (QoS 1): {bare:>10,.0f} msgs/s "
         f"(publishers alone: {pub:,.0f} msgs/s)  [{load()}]",
         flush=True,
     )
+    return bare
+
+
+def phase_saturation(run: Run) -> None:
+    n = run.args.readings
+    bare = baseline(run, n)
     stack = run.components()
     stack.start()
     try:
@@ -432,12 +438,7 @@ def forwarded(stack: Components) -> float:
 
 def phase_bridge(run: Run) -> None:
     n = run.args.readings
-    bare, pub = bare_paho(run, n)
-    print(
-        f"  baseline  bare paho subscriber (QoS 1): {bare:>10,.0f} msgs/s "
-        f"(publishers alone: {pub:,.0f} msgs/s)  [{load()}]",
-        flush=True,
-    )
+    bare = baseline(run, n)
     stack = run.components(workers=0)
     stack.start()
     try:
