@@ -445,6 +445,18 @@ def test_deliveries_settle_without_a_flush_each_partition_in_send_order(
         assert sorted(int(r.value) for r in drain(sub, count)) == list(range(count))
 
 
+def create_strict_topic(settings: Settings, topic: str) -> None:
+    """A one-partition topic whose broker refuses records over 512 bytes."""
+    admin = kafka_admin(settings)
+    try:
+        admin.create_topics(
+            {topic: {"num_partitions": 1, "replication_factor": 1, "configs": {"max.message.bytes": "512"}}},
+            wait_for_metadata=True,
+        )
+    finally:
+        admin.close()
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("client", KAFKA_CLIENTS)
 def test_kafka_delivery_of_a_refused_record_fails_without_a_flush(
@@ -457,20 +469,7 @@ def test_kafka_delivery_of_a_refused_record_fails_without_a_flush(
     )
     with kafka_bus_for(settings, client_id=names.prefix + "bus") as bus:
         bus.ensure_topics({lenient: 1})
-        admin = kafka_admin(stack_settings)
-        try:
-            admin.create_topics(
-                {
-                    strict: {
-                        "num_partitions": 1,
-                        "replication_factor": 1,
-                        "configs": {"max.message.bytes": "512"},
-                    }
-                },
-                wait_for_metadata=True,
-            )
-        finally:
-            admin.close()
+        create_strict_topic(stack_settings, strict)
         refused = bus.send(strict, b"x" * 4096)
         assert refused.wait(DEADLINE_S)
         error = refused.error()
@@ -499,20 +498,7 @@ def test_kafka_flush_reports_a_refused_record_to_the_thread_that_sent_it(
     )
     with kafka_bus_for(settings, client_id=names.prefix + "bus") as bus:
         bus.ensure_topics({lenient: 1})
-        admin = kafka_admin(stack_settings)
-        try:
-            admin.create_topics(
-                {
-                    strict: {
-                        "num_partitions": 1,
-                        "replication_factor": 1,
-                        "configs": {"max.message.bytes": "512"},
-                    }
-                },
-                wait_for_metadata=True,
-            )
-        finally:
-            admin.close()
+        create_strict_topic(stack_settings, strict)
         outcome: dict[str, BaseException | None] = {}
 
         def send_and_flush(topic: str, size: int) -> None:
