@@ -740,27 +740,37 @@
     form.elements.assignee.setAttribute("aria-label", `Assign to (an operator's name): ${alert.title}`);
   }
 
-  async function assign(alertId, assignee, form) {
-    const alert = state.alerts.get(alertId) || state.open.get(alertId);
-    if (!assignee || !alert || !state.site || state.busy.has(alertId) || !canAssign()) return;
-    const siteId = state.site.id;
-    const generation = state.generation;
+  // POSTs one operator request on an alert (shown busy meanwhile); response is null when unreachable
+  async function postOnAlert(siteId, alertId, path, payload) {
     state.busy.add(alertId);
     scheduleRender();
     let response = null;
     let body = null;
     try {
-      response = await fetch(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}/assign`, {
+      response = await fetch(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}/${path}`, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         credentials: "same-origin",
-        body: JSON.stringify({ assignee, expected_status: alert.status }),
+        body: JSON.stringify(payload),
       });
       body = await response.json().catch(() => null);
     } catch (err) {
       body = { reason: err.message };
     }
     state.busy.delete(alertId);
+    return { response, body };
+  }
+
+  function failureReason(response, body) {
+    return body && body.reason ? body.reason : response ? response.statusText : "no answer";
+  }
+
+  async function assign(alertId, assignee, form) {
+    const alert = state.alerts.get(alertId) || state.open.get(alertId);
+    if (!assignee || !alert || !state.site || state.busy.has(alertId) || !canAssign()) return;
+    const siteId = state.site.id;
+    const generation = state.generation;
+    const { response, body } = await postOnAlert(siteId, alertId, "assign", { assignee, expected_status: alert.status });
     if (response && response.status === 401) return signedOut();
     if (generation !== state.generation) return;
     if (response && response.ok) {
@@ -769,7 +779,7 @@
       ui.announcer.textContent = `${alert.title}: assigned to ${body.owner}`;
       showBanner("");
     } else {
-      const reason = body && body.reason ? body.reason : response ? response.statusText : "no answer";
+      const reason = failureReason(response, body);
       showBanner(`Cannot assign this alert: ${reason}`);
     }
     scheduleRender();
@@ -988,7 +998,7 @@
       showBanner("");
       if (state.selected === alertId) showProcedure(body);
     } else {
-      const reason = body && body.reason ? body.reason : response ? response.statusText : "no answer";
+      const reason = failureReason(response, body);
       showBanner(`Cannot tick step ${stepId}: ${reason}`);
       loadProcedure(alertId);
     }
@@ -1114,22 +1124,7 @@
     if (!alert || !state.site || state.busy.has(alertId) || !canAct()) return;
     const siteId = state.site.id;
     const generation = state.generation;
-    state.busy.add(alertId);
-    scheduleRender();
-    let response = null;
-    let body = null;
-    try {
-      response = await fetch(`sites/${encodeURIComponent(siteId)}/alerts/${encodeURIComponent(alertId)}/actions`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        credentials: "same-origin",
-        body: JSON.stringify({ action, expected_status: alert.status }),
-      });
-      body = await response.json().catch(() => null);
-    } catch (err) {
-      body = { reason: err.message };
-    }
-    state.busy.delete(alertId);
+    const { response, body } = await postOnAlert(siteId, alertId, "actions", { action, expected_status: alert.status });
     if (response && response.status === 401) return signedOut();
     if (generation !== state.generation) return;
     if (response && response.ok) {
@@ -1137,7 +1132,7 @@
       ui.announcer.textContent = `${alert.title}: ${body.alert.status.replace("_", " ")}`;
       showBanner("");
     } else {
-      const reason = body && body.reason ? body.reason : response ? response.statusText : "no answer";
+      const reason = failureReason(response, body);
       showBanner(`Cannot ${action} this alert: ${reason}`);
       if (response && response.status === 409) {
         // a colleague acted first: show the alert as it now is
